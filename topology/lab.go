@@ -1,0 +1,133 @@
+// Package topology describes a hybrid lab (lab.yaml), validates it, and
+// computes the one IP plan that every other part of hybridlab applies.
+//
+// Nothing in this package touches the host except HostConflicts, which only
+// reads the kernel's addresses and routes.
+package topology
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Node kinds.
+const (
+	KindVM        = "vm"
+	KindContainer = "container"
+)
+
+// VM roles.
+const (
+	RoleBase     = "base"
+	RoleDocker   = "docker"
+	RoleObserver = "observer"
+)
+
+// RoleContainer is the role every container has.
+const RoleContainer = "container"
+
+//go:embed default.yaml
+var defaultLab []byte
+
+// DefaultYAML returns the embedded default lab description.
+func DefaultYAML() []byte { return append([]byte(nil), defaultLab...) }
+
+// Lab is the user's description of a lab, as written in lab.yaml. Empty
+// fields take defaults (see Defaults); Plan computes everything else.
+type Lab struct {
+	// Name prefixes every host object the lab creates (containers, Docker
+	// network, libvirt domains, nft table). A DNS label of at most 12 bytes.
+	Name string `json:"name,omitempty"`
+	// Bridge is the Linux bridge shared by VMs and containers.
+	Bridge string `json:"bridge,omitempty"`
+	// Subnet is the lab's IPv4 subnet in CIDR form, e.g. 10.0.1.0/24.
+	Subnet string `json:"subnet,omitempty"`
+	// Gateway is the bridge's address; the subnet's first host by default.
+	Gateway string `json:"gateway,omitempty"`
+	// Domain is the DNS domain the lab's dnsmasq is authoritative for.
+	Domain string `json:"domain,omitempty"`
+	// MTU of the bridge and of every port on it.
+	MTU int `json:"mtu,omitempty"`
+	// DHCPRange is the block VMs get addresses from, "FIRST-LAST".
+	DHCPRange string `json:"dhcp_range,omitempty"`
+	// DockerRange is Docker's allocation range (--ip-range), in CIDR form.
+	DockerRange string `json:"docker_range,omitempty"`
+	// Reserved addresses are never handed to any node.
+	Reserved []Reserved `json:"reserved,omitempty"`
+	// Management is the libvirt network Vagrant uses to reach VMs.
+	Management Management `json:"management,omitempty"`
+
+	VMs        []VM        `json:"vms,omitempty"`
+	Containers []Container `json:"containers,omitempty"`
+}
+
+// Reserved is an address kept out of every allocation.
+type Reserved struct {
+	IP   string `json:"ip"`
+	Note string `json:"note,omitempty"`
+}
+
+// Management describes the isolated libvirt network vagrant-libvirt needs
+// for SSH. It never forwards off the host.
+type Management struct {
+	Subnet string `json:"subnet,omitempty"`
+	Bridge string `json:"bridge,omitempty"`
+}
+
+// VM is a Vagrant/libvirt virtual machine with one NIC on the lab bridge.
+type VM struct {
+	Name   string `json:"name"`
+	Role   string `json:"role,omitempty"`
+	Memory int    `json:"memory,omitempty"` // MiB
+	CPUs   int    `json:"cpus,omitempty"`
+	// IP pins the VM's reservation inside the DHCP range.
+	IP string `json:"ip,omitempty"`
+	// MAC overrides the MAC derived from the IP.
+	MAC string `json:"mac,omitempty"`
+}
+
+// Container is a Docker container attached to the lab bridge.
+type Container struct {
+	Name  string `json:"name"`
+	Image string `json:"image,omitempty"`
+	// IP pins the container's address inside the Docker range.
+	IP      string   `json:"ip,omitempty"`
+	MAC     string   `json:"mac,omitempty"`
+	Command []string `json:"command,omitempty"`
+	// Publish lists ports published on the host, "HOST:CONTAINER[/tcp|udp]".
+	Publish []string `json:"publish,omitempty"`
+}
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("invalid lab")
+
+// Parse decodes a lab description. Unknown fields are an error, so a typo
+// never silently falls back to a default.
+func Parse(data []byte) (*Lab, error) {
+	var lab Lab
+	if err := yaml.UnmarshalStrict(data, &lab); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return &lab, nil
+}
+
+// Load reads the lab description at path, or the embedded default lab when
+// path is empty.
+func Load(path string) (*Lab, error) {
+	if path == "" {
+		return Parse(defaultLab)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read lab file: %w", err)
+	}
+	lab, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return lab, nil
+}
