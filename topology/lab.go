@@ -1,8 +1,8 @@
 // Package topology describes a hybrid lab (lab.yaml), validates it, and
 // computes the one IP plan that every other part of hybridlab applies.
 //
-// Nothing in this package touches the host except HostConflicts, which only
-// reads the kernel's addresses and routes.
+// Nothing in this package touches the host except ReadInventory, which only
+// reads the kernel's addresses and routes; HostConflicts compares them with a plan.
 package topology
 
 import (
@@ -10,6 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
+	"regexp"
+	"strings"
 
 	"sigs.k8s.io/yaml"
 )
@@ -110,9 +113,98 @@ var ErrInvalid = errors.New("invalid lab")
 func Parse(data []byte) (*Lab, error) {
 	var lab Lab
 	if err := yaml.UnmarshalStrict(data, &lab); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %s", ErrInvalid, decodeProblem(err))
 	}
 	return &lab, nil
+}
+
+var (
+	unknownField = regexp.MustCompile(`unknown field "([^"]*)"`)
+	wrongType    = regexp.MustCompile(
+		`cannot unmarshal (\w+) into Go struct field (\S+) of type (\S+)`)
+)
+
+func typeWord(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "int"):
+		return "a whole number"
+	case goType == "string":
+		return "a string (quote it)"
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	}
+	return "a mapping"
+}
+
+// decodeProblem rewords a decoder error so that it names the field and the
+// fix instead of the JSON machinery underneath the YAML decoder.
+func decodeProblem(err error) string {
+	msg := err.Error()
+	if m := unknownField.FindStringSubmatch(msg); m != nil {
+		hint := "check its spelling and indentation against topology/default.yaml"
+		if near := nearestField(m[1]); near != "" {
+			hint = fmt.Sprintf("did you mean %q?", near)
+		}
+		return fmt.Sprintf("unknown field %q; %s", m[1], hint)
+	}
+	if m := wrongType.FindStringSubmatch(msg); m != nil {
+		_, field, _ := strings.Cut(m[2], ".")
+		return fmt.Sprintf("field %q: got a %s, want %s; fix the value", field, m[1],
+			typeWord(m[3]))
+	}
+	msg = strings.TrimPrefix(msg, "error unmarshaling JSON: while decoding JSON: ")
+	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
+	return "lab file: " + msg + "; fix the YAML"
+}
+
+// nearestField returns the lab.yaml field name closest to name (at most two
+// edits away), or "".
+func nearestField(name string) string {
+	best, bestDist := "", 3
+	for _, f := range fieldNames(reflect.TypeFor[Lab](), nil) {
+		if d := editDistance(name, f); d < bestDist {
+			best, bestDist = f, d
+		}
+	}
+	return best
+}
+
+func fieldNames(t reflect.Type, out []string) []string {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag != "" && tag != "-" {
+			out = append(out, tag)
+		}
+		ft := f.Type
+		if ft.Kind() == reflect.Slice {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct {
+			out = fieldNames(ft, out)
+		}
+	}
+	return out
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // Load reads the lab description at path, or the embedded default lab when

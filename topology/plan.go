@@ -163,8 +163,21 @@ func (p *Plan) Ledger() []Reservation {
 	return out
 }
 
-// NewPlan validates lab and computes its plan. The error lists every
-// problem found, one per line, each naming the object and the fix.
+// mgmtFirstHost is the offset of the management network's first DHCP
+// address; the addresses below it stay free for the host side.
+const mgmtFirstHost = 10
+
+// NewPlan validates lab and computes its plan. The error wraps ErrInvalid
+// and lists every problem found, one per line, each naming the object and
+// the fix (see Problems).
+//
+// The plan is deterministic. Pinned addresses are taken first; the other
+// VMs then get the free addresses of dhcp_range from the bottom up and the
+// other containers those of docker_range from the top down, in list order.
+// So appending a node never moves an existing one, reordering nodes
+// exchanges the addresses of exactly the unpinned nodes that changed
+// places, and removing a node moves the unpinned nodes of its kind listed
+// after it. Pin an ip to keep a node's address fixed whatever the order.
 func NewPlan(lab *Lab) (*Plan, error) {
 	l := lab.WithDefaults()
 	if err := l.Validate(); err != nil {
@@ -203,7 +216,10 @@ func build(l *Lab) (*Plan, error) {
 			Bridge:  l.Management.Bridge,
 			Subnet:  mgmt,
 			Gateway: mgmt.Addr().Next(),
-			DHCP:    AddrRange{First: offset(mgmt.Addr(), 10), Last: lastHost(mgmt)},
+			DHCP: AddrRange{
+				First: offset(mgmt.Addr(), mgmtFirstHost),
+				Last:  lastHost(mgmt),
+			},
 		},
 		Labels:  map[string]string{LabelLab: l.Name},
 		NFTable: "hybridlab_" + l.Name,
@@ -279,10 +295,9 @@ func (p *Plan) placeVMs(l *Lab, used map[netip.Addr]string) error {
 // container started by hand does not take a declared container's address
 // while that one is stopped.
 func (p *Plan) placeContainers(l *Lab, used map[netip.Addr]string) error {
-	top := lastHost(p.Docker.IPRange)
-	if top == broadcast(p.Subnet) {
-		top = top.Prev()
-	}
+	// The range's own last address is a host address unless it is the
+	// subnet's broadcast address, which is in used already.
+	top := broadcast(p.Docker.IPRange)
 	for _, c := range l.Containers {
 		ip, err := pickDown(c.IP, &top, p.Docker.IPRange.Addr(), used)
 		if err != nil {
@@ -318,7 +333,8 @@ func (p *Plan) fillAux(l *Lab) {
 
 // pick returns want when set, else the next free address from *next up to
 // last, advancing *next.
-func pick(want string, next *netip.Addr, last netip.Addr, used map[netip.Addr]string) (netip.Addr, error) {
+func pick(want string, next *netip.Addr, last netip.Addr,
+	used map[netip.Addr]string) (netip.Addr, error) {
 	if want != "" {
 		return netip.MustParseAddr(want), nil
 	}
@@ -332,7 +348,9 @@ func pick(want string, next *netip.Addr, last netip.Addr, used map[netip.Addr]st
 	return netip.Addr{}, fmt.Errorf("no free address left")
 }
 
-func pickDown(want string, top *netip.Addr, first netip.Addr, used map[netip.Addr]string) (netip.Addr, error) {
+// pickDown is pick working downwards from *top to first.
+func pickDown(want string, top *netip.Addr, first netip.Addr,
+	used map[netip.Addr]string) (netip.Addr, error) {
 	if want != "" {
 		return netip.MustParseAddr(want), nil
 	}
@@ -356,13 +374,13 @@ func orDerived(mac string, prefix [2]byte, ip netip.Addr) string {
 // checkMACs catches a MAC given in the lab that equals one derived for
 // another node.
 func (p *Plan) checkMACs() error {
-	seen := map[string]string{p.Bridge.MAC: "bridge " + p.Bridge.Name}
+	seen := map[string]string{p.Bridge.MAC: fmt.Sprintf("bridge %q", p.Bridge.Name)}
 	for _, n := range p.Nodes {
 		if prev, dup := seen[n.MAC]; dup {
 			return fmt.Errorf("%w: %s %q: mac %s is already used by %s; pick another mac",
 				ErrInvalid, n.Kind, n.Name, n.MAC, prev)
 		}
-		seen[n.MAC] = n.Kind + " " + n.Name
+		seen[n.MAC] = fmt.Sprintf("%s %q", n.Kind, n.Name)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -46,7 +47,7 @@ func (l *Lab) WithDefaults() *Lab {
 		c.Management.Subnet = DefaultMgmtSubnet
 	}
 	if c.Management.Bridge == "" {
-		c.Management.Bridge = "virbr-" + c.Name
+		c.Management.Bridge = mgmtBridgeName(c.Name)
 	}
 	c.Domain = strings.TrimSuffix(strings.ToLower(c.Domain), ".")
 	if subnet, err := netip.ParsePrefix(c.Subnet); err == nil && subnet.Addr().Is4() {
@@ -70,6 +71,16 @@ func (l *Lab) WithDefaults() *Lab {
 		}
 	}
 	return &c
+}
+
+// mgmtBridgeName derives the management bridge's name from the lab name:
+// "virbr-NAME", or "vb-NAME" when that would pass the kernel's 15-byte limit
+// (a lab name of 10 to 12 bytes).
+func mgmtBridgeName(lab string) string {
+	if name := "virbr-" + lab; len(name) <= MaxIfName {
+		return name
+	}
+	return "vb-" + lab
 }
 
 func defaultRanges(c *Lab, subnet netip.Prefix) {
@@ -121,18 +132,24 @@ func (v *validator) err() error {
 	return fmt.Errorf("%w:\n  %s", ErrInvalid, strings.Join(v.problems, "\n  "))
 }
 
-// Problems splits an error from Validate or NewPlan into its one-line
-// problems.
+// Problems splits an error from Load, Validate or NewPlan into its
+// one-line problems, without the "invalid lab" marker.
 func Problems(err error) []string {
 	if err == nil {
 		return nil
 	}
+	marker := ErrInvalid.Error() + ": "
 	var out []string
 	for _, line := range strings.Split(err.Error(), "\n") {
 		line = strings.TrimSpace(line)
-		if line != "" && !strings.HasSuffix(line, ErrInvalid.Error()+":") {
-			out = append(out, strings.TrimPrefix(line, ErrInvalid.Error()+": "))
+		if line == "" || strings.HasSuffix(line, ErrInvalid.Error()+":") {
+			continue
 		}
+		// A Load error keeps its file name in front: "lab.yaml: unknown …".
+		if before, after, ok := strings.Cut(line, marker); ok {
+			line = before + after
+		}
+		out = append(out, line)
 	}
 	return out
 }
@@ -151,6 +168,11 @@ func (v *validator) names(l *Lab) {
 	}
 	seen := map[string]string{}
 	check := func(kind, name string) {
+		if name == "true" || name == "false" {
+			v.addf("%s %q: YAML reads y, yes, on (n, no, off) as %s; quote the name, "+
+				"e.g. name: \"on\"", kind, name, name)
+			return
+		}
 		if !dnsLabel.MatchString(name) {
 			v.addf("%s %q: name is not a valid DNS label; use 1-63 of a-z, 0-9 and '-', "+
 				"not starting or ending with '-'", kind, name)
@@ -174,12 +196,20 @@ func (v *validator) names(l *Lab) {
 			v.addf("vm %q: cpus %d; use at least 1", vm.Name, vm.CPUs)
 		}
 	}
+	published := map[string]string{}
 	for _, c := range l.Containers {
 		check("container", c.Name)
 		for _, p := range c.Publish {
-			if err := checkPublish(p); err != nil {
+			hostPort, err := checkPublish(p)
+			if err != nil {
 				v.addf("container %q: publish %q: %v", c.Name, p, err)
+				continue
 			}
+			if prev, dup := published[hostPort]; dup {
+				v.addf("container %q: publish %q: host port %s is already published by "+
+					"container %q; pick another host port", c.Name, p, hostPort, prev)
+			}
+			published[hostPort] = c.Name
 		}
 	}
 	if len(l.VMs)+len(l.Containers) == 0 {
@@ -248,17 +278,36 @@ func (v *validator) ranges(l *Lab, subnet netip.Prefix) {
 				docker, dhcp)
 		}
 	}
-	for _, r := range l.Reserved {
-		ip, perr := netip.ParseAddr(r.IP)
-		if perr != nil || !subnet.Contains(ip) {
-			v.addf("reserved %q: not an address in subnet %s", r.IP, subnet)
-			continue
-		}
-		if ip == gw {
-			v.addf("reserved %s: is the gateway; it is reserved already, remove the entry", ip)
-		}
-	}
+	v.reserved(l, subnet, gw)
 	v.management(l, subnet)
+}
+
+func (v *validator) reserved(l *Lab, subnet netip.Prefix, gw netip.Addr) {
+	seen := map[netip.Addr]bool{}
+	for _, r := range l.Reserved {
+		ip, err := netip.ParseAddr(r.IP)
+		switch {
+		case err != nil || !ip.Is4() || !subnet.Contains(ip):
+			v.addf("reserved %q: not an address in subnet %s; list only addresses of the subnet",
+				r.IP, subnet)
+		case ip == gw || ip == subnet.Addr() || ip == broadcast(subnet):
+			v.addf("reserved %s: is the %s, which is reserved already; remove the entry",
+				ip, specialName(ip, subnet, gw))
+		case seen[ip]:
+			v.addf("reserved %s: listed twice; remove one entry", ip)
+		}
+		seen[ip] = true
+	}
+}
+
+func specialName(ip netip.Addr, subnet netip.Prefix, gw netip.Addr) string {
+	switch ip {
+	case gw:
+		return "gateway"
+	case subnet.Addr():
+		return "network address of " + subnet.String()
+	}
+	return "broadcast address of " + subnet.String()
 }
 
 func (v *validator) management(l *Lab, subnet netip.Prefix) {
@@ -268,80 +317,136 @@ func (v *validator) management(l *Lab, subnet netip.Prefix) {
 			l.Management.Subnet)
 		return
 	}
+	if m.Masked() != m {
+		v.addf("management.subnet %q: host bits are set; use %s", l.Management.Subnet, m.Masked())
+	}
+	if room := prefixSize(m) - mgmtFirstHost - 1; len(l.VMs) > room {
+		v.addf("management.subnet %s: its DHCP pool has %d addresses for %d vms; "+
+			"use a larger management subnet", m, room, len(l.VMs))
+	}
 	if m.Overlaps(subnet) {
 		v.addf("management.subnet %s overlaps subnet %s; give the management network its own range",
 			m, subnet)
 	}
 }
 
+// claimant is what already holds an address, and how to resolve a clash
+// with it.
+type claimant struct{ what, fix string }
+
+// fixedClaims are the addresses no node may pin: the subnet's network,
+// gateway and broadcast addresses and the lab's reserved entries.
+func fixedClaims(l *Lab, subnet netip.Prefix, gw netip.Addr) map[netip.Addr]claimant {
+	owner := map[netip.Addr]claimant{
+		subnet.Addr():     {"the network address of " + subnet.String(), "pin another ip"},
+		broadcast(subnet): {"the broadcast address of " + subnet.String(), "pin another ip"},
+	}
+	if gw.IsValid() {
+		owner[gw] = claimant{"the gateway", "pin another ip or move the gateway"}
+	}
+	for _, r := range l.Reserved {
+		ip, err := netip.ParseAddr(r.IP)
+		if err != nil {
+			continue
+		}
+		what := fmt.Sprintf("reserved entry %s", ip)
+		if r.Note != "" {
+			what += fmt.Sprintf(" (%q)", r.Note)
+		}
+		owner[ip] = claimant{what, "pin another ip or remove the reserved entry"}
+	}
+	return owner
+}
+
 func (v *validator) nodes(l *Lab, subnet netip.Prefix) {
 	dhcp, derr := parseRange(l.DHCPRange)
 	docker, perr := netip.ParsePrefix(l.DockerRange)
-	owner := map[netip.Addr]string{}
 	gw, _ := netip.ParseAddr(l.Gateway)
-	owner[gw] = "the gateway"
-	for _, r := range l.Reserved {
-		if ip, err := netip.ParseAddr(r.IP); err == nil {
-			owner[ip] = "a reserved entry"
-		}
-	}
+	owner := fixedClaims(l, subnet, gw)
 	claim := func(what string, ip netip.Addr) {
 		if prev, dup := owner[ip]; dup {
-			v.addf("%s: ip %s is already used by %s; give it another address", what, ip, prev)
+			v.addf("%s: ip %s is already used by %s; %s", what, ip, prev.what, prev.fix)
 			return
 		}
-		owner[ip] = what
+		owner[ip] = claimant{what, "give each node its own ip"}
 	}
 	for _, vm := range l.VMs {
 		what := fmt.Sprintf("vm %q", vm.Name)
-		if vm.IP != "" {
-			ip, err := netip.ParseAddr(vm.IP)
-			switch {
-			case err != nil || !ip.Is4():
-				v.addf("%s: ip %q is not an IPv4 address", what, vm.IP)
-			case derr == nil && !dhcp.Contains(ip):
-				v.addf("%s: ip %s is outside dhcp_range %s; VM addresses come from that block",
-					what, ip, dhcp)
-			default:
-				claim(what, ip)
-			}
+		if vm.IP == "" {
+			continue
+		}
+		ip, err := netip.ParseAddr(vm.IP)
+		switch {
+		case err != nil || !ip.Is4():
+			v.addf("%s: ip %q is not an IPv4 address; write it like 10.0.1.20", what, vm.IP)
+		case derr == nil && !dhcp.Contains(ip):
+			v.addf("%s: ip %s is outside dhcp_range %s; pin an address inside it or widen it",
+				what, ip, dhcp)
+		default:
+			claim(what, ip)
 		}
 	}
 	for _, c := range l.Containers {
 		what := fmt.Sprintf("container %q", c.Name)
-		if c.IP != "" {
-			ip, err := netip.ParseAddr(c.IP)
-			switch {
-			case err != nil || !ip.Is4():
-				v.addf("%s: ip %q is not an IPv4 address", what, c.IP)
-			case perr == nil && !docker.Contains(ip):
-				v.addf("%s: ip %s is outside docker_range %s; container addresses come from that range",
-					what, ip, docker)
-			default:
-				claim(what, ip)
-			}
+		if c.IP == "" {
+			continue
+		}
+		ip, err := netip.ParseAddr(c.IP)
+		switch {
+		case err != nil || !ip.Is4():
+			v.addf("%s: ip %q is not an IPv4 address; write it like 10.0.1.200", what, c.IP)
+		case perr == nil && !docker.Contains(ip):
+			v.addf("%s: ip %s is outside docker_range %s; pin an address inside it or widen it",
+				what, ip, docker)
+		default:
+			claim(what, ip)
 		}
 	}
-	v.capacity(l, dhcp, derr, docker, perr, subnet)
+	v.capacity(l, subnet, gw)
 	v.macs(l)
 }
 
-func (v *validator) capacity(l *Lab, dhcp AddrRange, derr error, docker netip.Prefix, perr error,
-	subnet netip.Prefix) {
-	if derr == nil && len(l.VMs) > dhcp.Size() {
-		v.addf("dhcp_range %s: %d addresses for %d vms; widen the range or use a larger subnet than %s",
-			dhcp, dhcp.Size(), len(l.VMs), subnet)
-	}
-	if perr == nil && docker.IsValid() {
-		room := prefixSize(docker)
-		if broadcast(docker) == broadcast(subnet) {
-			room--
-		}
-		if len(l.Containers) > room {
-			v.addf("docker_range %s: %d addresses for %d containers; widen the range or use a "+
-				"larger subnet than %s", docker, room, len(l.Containers), subnet)
+// capacity checks that each range has a free address for every node that
+// draws from it. Reserved entries, the gateway and the subnet's network and
+// broadcast addresses inside a range are not free.
+func (v *validator) capacity(l *Lab, subnet netip.Prefix, gw netip.Addr) {
+	fixed := fixedClaims(l, subnet, gw)
+	whole := rangeOf(subnet)
+	dhcp, err := parseRange(l.DHCPRange)
+	if err == nil && whole.Contains(dhcp.First) && whole.Contains(dhcp.Last) {
+		free, held := room(dhcp, fixed)
+		if len(l.VMs) > free {
+			v.addf("dhcp_range %s: %d free addresses%s for %d vms; widen the range or "+
+				"declare fewer vms", dhcp, free, heldNote(held), len(l.VMs))
 		}
 	}
+	docker, perr := netip.ParsePrefix(l.DockerRange)
+	if perr == nil && docker.Addr().Is4() && subnet.Contains(docker.Addr()) &&
+		docker.Bits() >= subnet.Bits() {
+		free, held := room(rangeOf(docker), fixed)
+		if len(l.Containers) > free {
+			v.addf("docker_range %s: %d free addresses%s for %d containers; widen the range or "+
+				"declare fewer containers", docker, free, heldNote(held), len(l.Containers))
+		}
+	}
+}
+
+// room counts the addresses of r that no fixed claim holds.
+func room(r AddrRange, fixed map[netip.Addr]claimant) (free, held int) {
+	for ip := range fixed {
+		if r.Contains(ip) {
+			held++
+		}
+	}
+	return r.Size() - held, held
+}
+
+func heldNote(held int) string {
+	if held == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d more held by the gateway, reserved entries or the subnet's "+
+		"network/broadcast address)", held)
 }
 
 func (v *validator) macs(l *Lab) {
@@ -358,6 +463,10 @@ func (v *validator) macs(l *Lab) {
 		case hw[0]&1 == 1:
 			v.addf("%s: mac %s is a multicast address; clear the lowest bit of the first octet",
 				what, hw)
+			return
+		case hw[0]&2 == 0:
+			v.addf("%s: mac %s is not locally administered; set bit 1 of the first octet "+
+				"(e.g. 02:…) so it cannot clash with a vendor's MAC", what, hw)
 			return
 		}
 		if prev, dup := seen[hw.String()]; dup {
@@ -401,21 +510,26 @@ func isASCII(s string) bool {
 	return true
 }
 
-func checkPublish(p string) error {
+// checkPublish checks a "HOST:CONTAINER[/tcp|udp]" spec and returns its
+// host side as "PORT/PROTO".
+func checkPublish(p string) (string, error) {
 	spec, proto, _ := strings.Cut(p, "/")
-	if proto != "" && proto != "tcp" && proto != "udp" {
-		return errors.New("protocol must be tcp or udp")
+	if proto == "" {
+		proto = "tcp"
+	}
+	if proto != "tcp" && proto != "udp" {
+		return "", errors.New("protocol must be tcp or udp, e.g. 8080:80/tcp")
 	}
 	host, ctr, ok := strings.Cut(spec, ":")
 	if !ok {
-		return errors.New("want HOST:CONTAINER[/tcp|udp], e.g. 8080:80/tcp")
+		return "", errors.New("want HOST:CONTAINER[/tcp|udp], e.g. 8080:80/tcp")
 	}
 	for _, port := range []string{host, ctr} {
-		var n int
-		if _, err := fmt.Sscanf(port, "%d", &n); err != nil || n < 1 || n > 65535 ||
-			fmt.Sprint(n) != port {
-			return fmt.Errorf("port %q: use a number from 1 to 65535", port)
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+			return "", fmt.Errorf("port %q: use a number from 1 to 65535, "+
+				"e.g. 8080:80/tcp", port)
 		}
 	}
-	return nil
+	return host + "/" + proto, nil
 }

@@ -1,0 +1,100 @@
+package libvirt
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+)
+
+// PoolExists reports whether a storage pool is defined, like `virsh
+// pool-info NAME`.
+func (c *Conn) PoolExists(name string) (bool, error) {
+	_, err := c.l.StoragePoolLookupByName(name)
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up storage pool %q: %w", name, err)
+	}
+	return true, nil
+}
+
+// Volumes lists the names of volumes in pool that start with prefix,
+// sorted, like `virsh vol-list POOL`. A missing pool has none.
+func (c *Conn) Volumes(pool, prefix string) ([]string, error) {
+	p, err := c.l.StoragePoolLookupByName(pool)
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up storage pool %q: %w", pool, err)
+	}
+	if err := c.l.StoragePoolRefresh(p, 0); err != nil {
+		return nil, fmt.Errorf("refresh storage pool %q: %w", pool, err)
+	}
+	vols, _, err := c.l.StoragePoolListAllVolumes(p, 1, 0)
+	if err != nil {
+		return nil, fmt.Errorf("list volumes of pool %q: %w", pool, err)
+	}
+	var out []string
+	for _, v := range vols {
+		if strings.HasPrefix(v.Name, prefix) {
+			out = append(out, v.Name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// RemoveVolumes deletes every volume in pool whose name starts with
+// prefix, like `virsh vol-delete --pool POOL NAME`, and returns the names
+// deleted. A missing pool or volume is not an error.
+func (c *Conn) RemoveVolumes(pool, prefix string) ([]string, error) {
+	names, err := c.Volumes(pool, prefix)
+	if err != nil {
+		return nil, err
+	}
+	var done []string
+	for _, name := range names {
+		p, err := c.l.StoragePoolLookupByName(pool)
+		if err != nil {
+			return done, fmt.Errorf("look up storage pool %q: %w", pool, err)
+		}
+		vol, err := c.l.StorageVolLookupByName(p, name)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return done, fmt.Errorf("look up volume %q: %w", name, err)
+		}
+		if err := c.l.StorageVolDelete(vol, 0); err != nil && !isNotFound(err) {
+			return done, fmt.Errorf("delete volume %q in pool %q: %w", name, pool, err)
+		}
+		done = append(done, name)
+	}
+	return done, nil
+}
+
+// RemovePool stops and undefines a storage pool without deleting its
+// directory's other contents, like `virsh pool-destroy` + `virsh
+// pool-undefine`. An absent pool is not an error.
+func (c *Conn) RemovePool(name string) error {
+	p, err := c.l.StoragePoolLookupByName(name)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up storage pool %q: %w", name, err)
+	}
+	// An inactive pool answers "operation invalid"; it only needs undefining.
+	if err := c.l.StoragePoolDestroy(p); err != nil && !isNotFound(err) &&
+		!hasCode(err, golibvirt.ErrOperationInvalid) {
+		return fmt.Errorf("stop storage pool %q: %w", name, err)
+	}
+	if err := c.l.StoragePoolUndefine(p); err != nil && !isNotFound(err) {
+		return fmt.Errorf("undefine storage pool %q: %w", name, err)
+	}
+	return nil
+}

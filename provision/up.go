@@ -1,0 +1,348 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+	"golang.org/x/sync/errgroup"
+
+	"hybridlab/provision/bridge"
+	"hybridlab/provision/containers"
+	"hybridlab/provision/dnsmasq"
+	"hybridlab/provision/guard"
+	"hybridlab/topology"
+)
+
+// Up builds the lab the plan describes and leaves it running. It is
+// idempotent: objects that already match the plan are left alone, so a
+// second Up changes nothing and an Up after an interrupted one finishes
+// the job. Every check that can refuse the plan runs before the first host
+// change. Up holds the lab's lock for its whole run.
+func Up(ctx context.Context, p *topology.Plan, opts Options) (*Record, error) {
+	lock, err := AcquireLock(p.Lab)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+
+	rec, err := LoadRecord(p.Lab)
+	if err != nil {
+		return nil, err
+	}
+	rec.Completed = false
+	rec.Timings = nil
+	if opts.LabFile != "" {
+		rec.LabFile = opts.LabFile
+	}
+	u := &upRun{plan: p, opts: &opts, rec: rec}
+	defer u.close()
+
+	steps := []step{
+		{"deps", u.deps},
+		{"preflight", u.preflight},
+		{"guard", u.guard},
+		{"bridge", u.bridge},
+		{"image", u.image},
+		{"network", u.network},
+		{"dns", u.dns},
+		{"forward", u.forward},
+		{"nodes", u.nodes},
+		{"verify", u.verify},
+	}
+	if err := runSteps(ctx, rec, u.opts, steps); err != nil {
+		return rec, err
+	}
+	rec.Completed = true
+	if err := rec.Save(); err != nil {
+		return rec, err
+	}
+	u.summary()
+	return rec, nil
+}
+
+// upRun carries one Up's state between its steps.
+type upRun struct {
+	plan    *topology.Plan
+	opts    *Options
+	rec     *Record
+	docker  *client.Client
+	img     containers.Image
+	changes []string
+	vms     *vmRun
+}
+
+func (u *upRun) close() {
+	if u.docker != nil {
+		u.docker.Close()
+	}
+	if u.vms != nil {
+		u.vms.close()
+	}
+}
+
+func (u *upRun) changed(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	u.changes = append(u.changes, msg)
+	u.opts.progress("change", "%s", msg)
+}
+
+func (u *upRun) summary() {
+	if len(u.changes) == 0 {
+		u.opts.progress("summary", "nothing changed: the lab already matched the plan")
+		return
+	}
+	u.opts.progress("summary", "%d changes", len(u.changes))
+}
+
+// preflight runs every check that can refuse the plan, before the first
+// host change: subnets that overlap a route, a Docker or a libvirt network,
+// and a bridge of the plan's name that exists with other settings.
+func (u *upRun) preflight(ctx context.Context) error {
+	inv, err := topology.ReadInventory(ctx)
+	if err != nil {
+		return err
+	}
+	if err := u.connectDocker(ctx); err != nil {
+		return err
+	}
+	inv.DockerNetworks, err = dockerPrefixes(ctx, u.docker)
+	if err != nil {
+		return err
+	}
+	if u.vms != nil {
+		inv.LibvirtNetworks, err = u.vms.networkPrefixes()
+		if err != nil {
+			return err
+		}
+	}
+	if conflicts := topology.HostConflicts(u.plan, inv); len(conflicts) > 0 {
+		lines := make([]string, len(conflicts))
+		for i, c := range conflicts {
+			lines[i] = c.String()
+		}
+		return fmt.Errorf("the plan clashes with this host:\n  %s", strings.Join(lines, "\n  "))
+	}
+	spec, err := bridge.SpecFromPlan(u.plan)
+	if err != nil {
+		return err
+	}
+	return bridge.Check(spec)
+}
+
+func (u *upRun) connectDocker(ctx context.Context) error {
+	if u.docker != nil {
+		return nil
+	}
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return fmt.Errorf("connect to dockerd: %w", err)
+	}
+	if _, err := cli.Ping(ctx); err != nil {
+		cli.Close()
+		return fmt.Errorf("dockerd is not answering: %w (start it with 'go run ./setup deps')", err)
+	}
+	u.docker = cli
+	return nil
+}
+
+// guard installs the egress guard before any lab link exists, so no lab
+// packet can ever leave before it is in place. The same transaction puts
+// the accept for bridged lab traffic into Docker's DOCKER-USER chain (see
+// package guard for why an accept in the lab's own table would not do).
+func (u *upRun) guard(_ context.Context) error {
+	spec := guard.SpecFromPlan(u.plan, u.opts.AllowEgress)
+	u.rec.created("nft", u.plan.NFTable)
+	if guardCurrent(spec) {
+		return nil
+	}
+	res, err := guard.Ensure(spec)
+	if err != nil {
+		return err
+	}
+	mode := "dropping lab egress"
+	if u.opts.AllowEgress {
+		mode = "counting lab egress (--allow-egress: lab traffic MAY leave through the uplink)"
+	}
+	u.changed("nft table %s with %d rules, %s", res.Table, res.Rules, mode)
+	for _, du := range res.DockerUser {
+		u.opts.progress("guard", "%s", du)
+	}
+	return nil
+}
+
+// guardCurrent reports whether the lab table exists in the wanted mode and
+// every DOCKER-USER chain there is holds the lab's accept. Ensure rebuilds
+// the table (and zeroes its counters), so a second up skips it.
+func guardCurrent(spec guard.Spec) bool {
+	st, err := guard.Status(spec.Lab)
+	if err != nil || !st.Present || st.Enforcing == spec.AllowEgress {
+		return false
+	}
+	for _, du := range st.DockerUser {
+		if du.Chain && len(du.Rules) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (u *upRun) bridge(_ context.Context) error {
+	spec, err := bridge.SpecFromPlan(u.plan)
+	if err != nil {
+		return err
+	}
+	res, err := bridge.Ensure(spec)
+	if err != nil {
+		return err
+	}
+	switch {
+	case res.Action == bridge.Created:
+		u.rec.created("bridge", res.Name)
+	case !res.Owned:
+		u.rec.adopted("bridge", res.Name)
+	}
+	if res.Action == bridge.Created || len(res.Changes) > 0 {
+		u.changed("%s", res)
+	}
+	return nil
+}
+
+func (u *upRun) image(ctx context.Context) error {
+	agent, err := AgentBinary(ctx, u.opts.output())
+	if err != nil {
+		return err
+	}
+	img, err := containers.EnsureImage(ctx, u.docker, containers.ImageSpec{Agent: agent})
+	if err != nil {
+		return err
+	}
+	u.img = img
+	if img.Built {
+		u.changed("image %s built (%s)", img.Ref, shortID(img.ID))
+	}
+	return nil
+}
+
+func (u *upRun) network(ctx context.Context) error {
+	n, err := containers.EnsureNetwork(ctx, u.docker, u.plan)
+	if err != nil {
+		return err
+	}
+	u.rec.created("docker-network", n.Name)
+	if n.Created {
+		u.changed("docker network %s created on %s", n.Name, n.Bridge)
+	}
+	return nil
+}
+
+func (u *upRun) dns(ctx context.Context) error {
+	res, err := dnsmasq.Ensure(ctx, u.plan, StateDir(u.plan.Lab))
+	if err != nil {
+		return err
+	}
+	u.rec.created("dnsmasq", fmt.Sprint(res.PID))
+	if res.Started {
+		u.changed("dnsmasq started (pid %d) on %s", res.PID, u.plan.Gateway)
+	}
+	return nil
+}
+
+// forward re-checks the DOCKER-USER accept once the Docker network exists:
+// dockerd may have (re)built its chains since the guard step.
+func (u *upRun) forward(ctx context.Context) error {
+	return u.guard(ctx)
+}
+
+// nodes brings containers and VMs up at the same time: container starts
+// take seconds, VM boots (under TCG) most of a minute.
+func (u *upRun) nodes(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		acts, err := containers.EnsureContainers(gctx, u.docker, u.plan)
+		for _, a := range acts {
+			u.rec.created("container", a.Name)
+			if a.Action != containers.ActionKept {
+				u.changed("container %s %s", a.Name, a.Action)
+			}
+		}
+		return err
+	})
+	if u.vms != nil {
+		g.Go(func() error { return u.vms.up(gctx, u) })
+	}
+	return g.Wait()
+}
+
+// verify checks what Docker may have done to the bridge and that every
+// container hangs off the lab bridge with its planned address.
+func (u *upRun) verify(ctx context.Context) error {
+	list, err := containers.List(ctx, u.docker, u.plan.Lab)
+	if err != nil {
+		return err
+	}
+	var problems []string
+	for _, n := range u.plan.Containers() {
+		c, ok := findContainer(list, n.Object)
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("container %s is missing", n.Object))
+		case c.IP != n.IP.String():
+			problems = append(problems, fmt.Sprintf("container %s has ip %s, plan %s",
+				n.Object, c.IP, n.IP))
+		case c.Master != u.plan.Bridge.Name:
+			problems = append(problems, fmt.Sprintf("container %s: veth %s hangs off %q, not %s",
+				n.Object, c.Veth, c.Master, u.plan.Bridge.Name))
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func findContainer(list []containers.Info, name string) (containers.Info, bool) {
+	for _, c := range list {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return containers.Info{}, false
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// dockerPrefixes lists every Docker network's subnets with the Linux bridge
+// behind it: the name from the network's options, else Docker's own
+// br-<id[:12]> (fault B10: never assume the derived name).
+func dockerPrefixes(ctx context.Context, cli client.APIClient) ([]topology.NamedPrefix, error) {
+	nets, err := cli.NetworkList(ctx, network.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list docker networks: %w", err)
+	}
+	var out []topology.NamedPrefix
+	for _, n := range nets {
+		br := n.Options["com.docker.network.bridge.name"]
+		if br == "" && n.Driver == "bridge" && len(n.ID) >= 12 {
+			br = "br-" + n.ID[:12]
+		}
+		for _, c := range n.IPAM.Config {
+			pfx, err := netip.ParsePrefix(c.Subnet)
+			if err != nil {
+				continue
+			}
+			out = append(out, topology.NamedPrefix{Name: n.Name, Prefix: pfx, Bridge: br})
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,279 @@
+package vagrant_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"hybridlab/provision/accel"
+	"hybridlab/provision/box"
+	"hybridlab/provision/libvirt"
+	"hybridlab/provision/vagrant"
+	"hybridlab/topology"
+)
+
+// The test lab: names and subnets reserved for this package's tests.
+const vmLab = `
+name: hlv
+bridge: br-hlv
+subnet: 10.0.2.0/24
+management:
+  subnet: 10.0.8.0/24
+  bridge: virbr-hlv
+vms:
+  - name: base1
+  - name: docker1
+    role: docker
+`
+
+const (
+	upTimeout   = 6 * time.Minute
+	pingTimeout = 30 * time.Second
+)
+
+func requireVMHost(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("VM tests need root (bridge, dnsmasq, libvirt)")
+	}
+	if testing.Short() {
+		t.Skip("VM tests boot real VMs; skipped with -short")
+	}
+	for _, tool := range []string{"vagrant", "dnsmasq", "ip", "qemu-system-x86_64"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("VM tests need %s: %v", tool, err)
+		}
+	}
+	if _, err := os.Stat(libvirt.DefaultSocket); err != nil {
+		t.Skipf("VM tests need libvirtd: %v", err)
+	}
+}
+
+func run(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// labBridge creates br-hlv as the lab's bridge package would, and removes
+// it when the test ends.
+func labBridge(t *testing.T, p *topology.Plan) {
+	t.Helper()
+	_ = exec.Command("ip", "link", "del", p.Bridge.Name).Run()
+	run(t, "ip", "link", "add", p.Bridge.Name, "address", p.Bridge.MAC, "type", "bridge",
+		"stp_state", "0", "forward_delay", "0")
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", p.Bridge.Name).Run() })
+	run(t, "ip", "addr", "add", p.Bridge.Address.String(), "dev", p.Bridge.Name)
+	run(t, "ip", "link", "set", p.Bridge.Name, "up")
+}
+
+// labDHCP starts a throwaway dnsmasq on the bridge only: DHCP with the
+// plan's reservations, no DNS (--port=0), no router option, no upstream.
+// It returns the lease file.
+func labDHCP(t *testing.T, p *topology.Plan) string {
+	t.Helper()
+	dir := t.TempDir()
+	leases := filepath.Join(dir, "leases")
+	pidFile := filepath.Join(dir, "dnsmasq.pid")
+	args := []string{"--conf-file=/dev/null", "--no-hosts", "--no-resolv", "--port=0",
+		"--interface=" + p.Bridge.Name, "--bind-interfaces", "--except-interface=lo",
+		"--dhcp-range=" + p.DHCP.First.String() + "," + p.DHCP.Last.String() + ",255.255.255.0,1h",
+		"--dhcp-option=3", "--dhcp-authoritative", "--dhcp-leasefile=" + leases,
+		"--pid-file=" + pidFile, "--log-facility=" + filepath.Join(dir, "dnsmasq.log")}
+	for _, n := range p.VMs() {
+		args = append(args, "--dhcp-host="+n.MAC+","+n.IP.String()+","+n.Name)
+	}
+	run(t, "dnsmasq", args...)
+	t.Cleanup(func() {
+		data, err := os.ReadFile(pidFile)
+		if err != nil {
+			return
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+			if proc, err := os.FindProcess(pid); err == nil {
+				_ = proc.Kill()
+			}
+		}
+	})
+	return leases
+}
+
+func leaseCheck(file string) vagrant.LeaseCheck {
+	return func(_ context.Context, n topology.Node) (bool, error) {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return false, nil
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 3 && strings.EqualFold(f[1], n.MAC) && f[2] == n.IP.String() {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+}
+
+type vmEnv struct {
+	plan *topology.Plan
+	lab  *vagrant.Lab
+	virt *libvirt.Conn
+}
+
+func setupLab(t *testing.T) *vmEnv {
+	t.Helper()
+	requireVMHost(t)
+	lab, err := topology.Parse([]byte(vmLab))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := topology.NewPlan(lab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	start := time.Now()
+	b, err := box.Build(ctx, box.Options{Agent: os.Getenv("HYBRIDLAB_AGENT")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("box %s %s (cached %v) in %s", b.Name, b.Version, b.Cached, time.Since(start))
+	dec, err := accel.Decide(ctx, accel.Options{Kernel: b.Kernel,
+		Override: os.Getenv("HYBRIDLAB_ACCEL")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("accelerator: %s", dec.Reason)
+	labBridge(t, p)
+	virt, err := libvirt.Dial("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { virt.Close() })
+	cfg := vagrant.Config{Plan: p, Accel: dec.Accel, Box: b.Name, BoxVersion: b.Version,
+		StateDir: filepath.Join("/var/lib/hybridlab", p.Lab), IPv6: vagrant.HostIPv6()}
+	l := vagrant.New(cfg, virt)
+	t.Cleanup(func() {
+		start := time.Now()
+		if err := l.Teardown(context.Background(), nil); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+		t.Logf("teardown took %s", time.Since(start))
+		assertGone(t, virt, p)
+	})
+	return &vmEnv{plan: p, lab: l, virt: virt}
+}
+
+func assertGone(t *testing.T, virt *libvirt.Conn, p *topology.Plan) {
+	t.Helper()
+	if doms, err := virt.Domains(p.Lab + "-"); err != nil || len(doms) > 0 {
+		t.Errorf("domains left after teardown: %v %v", doms, err)
+	}
+	if vols, err := virt.Volumes(vagrant.Pool, p.Lab+"-"); err != nil || len(vols) > 0 {
+		t.Errorf("volumes left after teardown: %v %v", vols, err)
+	}
+	if err := exec.Command("virsh", "-c", "qemu:///system", "net-info",
+		p.Management.Network).Run(); err == nil {
+		t.Errorf("network %s left after teardown", p.Management.Network)
+	}
+}
+
+func (e *vmEnv) up(t *testing.T, names ...string) []topology.Node {
+	t.Helper()
+	var nodes []topology.Node
+	for _, name := range names {
+		n, _ := e.plan.Node(name)
+		nodes = append(nodes, n)
+	}
+	leases := labDHCP(t, e.plan)
+	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
+	defer cancel()
+	start := time.Now()
+	err := e.lab.Up(ctx, nodes, vagrant.UpOptions{Lease: leaseCheck(leases),
+		Output: func(node, line string) {
+			if !strings.Contains(line, "Progress:") {
+				t.Logf("%5.1fs %s: %s", time.Since(start).Seconds(), node, line)
+			}
+		}})
+	if err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	t.Logf("up %v (ready, planned address on the lab NIC) in %s", names, time.Since(start))
+	return nodes
+}
+
+// qemuRSS returns the resident memory of the domain's QEMU process in MiB.
+func qemuRSS(t *testing.T, domain string) int {
+	t.Helper()
+	data, err := os.ReadFile("/run/libvirt/qemu/" + domain + ".pid")
+	if err != nil {
+		t.Fatalf("read qemu pid of %s: %v", domain, err)
+	}
+	status, err := os.ReadFile("/proc/" + strings.TrimSpace(string(data)) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.Atoi(f[1])
+			return kb / 1024
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+func TestBaseVMOnLabBridge(t *testing.T) {
+	e := setupLab(t)
+	n := e.up(t, "base1")[0]
+	ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+	defer cancel()
+
+	out, err := e.lab.SSH(ctx, n, "ping -c 3 -W 2 "+e.plan.Gateway.String())
+	if err != nil {
+		t.Fatalf("ping the bridge from %s: %v\n%s", n.Name, err, out)
+	}
+	t.Logf("ping %s: %s", e.plan.Gateway, lastLine(out))
+
+	d, ok, err := e.virt.Domain(n.Object)
+	if err != nil || !ok {
+		t.Fatalf("domain %s: %v %v", n.Object, ok, err)
+	}
+	var onBridge bool
+	for _, i := range d.Interfaces {
+		onBridge = onBridge || (i.Bridge == e.plan.Bridge.Name && i.MAC == n.MAC && i.Tap != "")
+	}
+	if !onBridge {
+		t.Errorf("domain %s has no tap on %s with MAC %s: %+v", n.Object, e.plan.Bridge.Name,
+			n.MAC, d.Interfaces)
+	}
+	rss := qemuRSS(t, n.Object)
+	t.Logf("qemu RSS of %s (%d MiB guest, %s, emulator %s): %d MiB", n.Object, n.Memory, d.Type,
+		d.Emulator, rss)
+	if d.Type == "qemu" && rss > 600 {
+		t.Errorf("TCG VM uses %d MiB RSS, want <= 600", rss)
+	}
+	guest, err := e.lab.SSH(ctx, n, "hostname; cat /etc/machine-id; ip -4 route; "+
+		"systemctl is-system-running || true; cat /etc/resolv.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("guest:\n%s", guest)
+	if strings.Contains(guest, "default via") {
+		t.Error("guest has a default route")
+	}
+	if !strings.HasPrefix(guest, n.Name+"\n") {
+		t.Errorf("guest hostname is not %s", n.Name)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"hybridlab/doctor"
+	"hybridlab/provision"
+	"hybridlab/provision/accel"
+)
+
+func newDoctorCmd(g *globals) *cobra.Command {
+	var ipv6 bool
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Find what breaks hybrid networks on this host, what it costs and the fix",
+		Long: `doctor reads the host (iptables and nftables, br_netfilter, routes and
+addresses, Docker and libvirt networks, the lab bridge and its ports, :53
+listeners, DHCP leases and Docker endpoints) and checks it for the known ways
+Docker + libvirt labs break: FORWARD DROP with br_netfilter, mixed iptables
+backends, foreign nftables drops, overlapping subnets, names over 15 bytes,
+MTU mismatches, STP delays, a slow accelerator, :53 already taken, IPv6
+disabled, leftovers of an earlier lab, and leases or endpoints that drifted
+from the plan. Each finding has an ID, a severity, the evidence and the fix.
+Run it before and after 'setup up'. Exit status: 0 clean (or warnings
+only), 2 when any error is found. Reading firewalls needs root.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := g.loadPlan()
+			if err != nil {
+				return err
+			}
+			opts := doctor.Options{WantIPv6: ipv6}
+			rec, _ := provision.LoadRecord(p.Lab)
+			if rec != nil && rec.Completed {
+				opts.Phase = doctor.PhaseRunning
+			}
+			if d, ok := cachedAccel(); ok {
+				opts.Accel = doctor.Accel{Name: string(d.Accel), Reason: d.Reason}
+			}
+			s, err := doctor.Collect(cmd.Context(), p, opts)
+			if err != nil {
+				return err
+			}
+			rep := doctor.NewReport(p, s)
+			if g.json {
+				err = rep.WriteJSON(cmd.OutOrStdout())
+			} else {
+				err = rep.WriteTable(cmd.OutOrStdout())
+			}
+			if err != nil {
+				return err
+			}
+			if rep.Failed() {
+				return exitCode(2)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&g.json, "json", false, "print findings as JSON")
+	cmd.Flags().BoolVar(&ipv6, "ipv6", false, "the lab needs IPv6: a host without it is an error")
+	return cmd
+}
+
+// cachedAccel reads the boot probe's answer for this host boot, if any;
+// doctor never boots a guest itself.
+func cachedAccel() (accel.Decision, bool) {
+	var d accel.Decision
+	data, err := os.ReadFile(accel.DefaultCachePath)
+	if err != nil || json.Unmarshal(data, &d) != nil {
+		return d, false
+	}
+	return d, true
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"hybridlab/graph"
+)
+
+func newGraphCmd(g *globals) *cobra.Command {
+	var format, out string
+	var live bool
+	cmd := &cobra.Command{
+		Use:   "graph",
+		Short: "Draw the lab (host, bridge, VMs, containers, addresses, DNS names) as dot, svg or html",
+		Long: `graph draws the lab's plan with Graphviz (run in-process; nothing to install):
+the host with its gateway address and guard, the shared bridge, every VM and
+container with its role, IP, MAC and DNS name, and the management network.
+With --live (root), nodes that are not running are marked down.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := g.loadPlan()
+			if err != nil {
+				return err
+			}
+			opts := graph.Options{}
+			if live {
+				opts.Status = liveStatus(cmd.Context(), p)
+			}
+			var w io.Writer = cmd.OutOrStdout()
+			if out != "" && out != "-" {
+				f, err := os.Create(out)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				w = f
+			}
+			if err := graph.Render(cmd.Context(), p, format, w, opts); err != nil {
+				return fmt.Errorf("graph: %w", err)
+			}
+			if out != "" && out != "-" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", out)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", graph.FormatSVG, "dot, svg or html")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "write to FILE instead of stdout")
+	cmd.Flags().BoolVar(&live, "live", false, "mark nodes that are not running (reads Docker and libvirt)")
+	return cmd
+}

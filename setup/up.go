@@ -1,0 +1,132 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hybridlab/provision"
+	"hybridlab/topology"
+)
+
+type upFlags struct {
+	dryRun      bool
+	vms         bool
+	allowEgress bool
+	accel       string
+	noInstall   bool
+	quiet       bool
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	f := &upFlags{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Build the lab: bridge, guard, DNS/DHCP, containers and VMs (root)",
+		Long: `up builds the lab described by the plan and leaves it running:
+
+  1. installs missing Debian packages (apt-get) and starts dockerd, and
+     virtlogd/libvirtd for VMs, when they are not running (no systemd needed)
+  2. refuses a plan whose subnets overlap a route, Docker or libvirt network
+  3. the nftables guard: lab-subnet traffic never leaves through the uplink
+  4. the bridge (fixed MAC, STP off), the Docker network bound to it
+  5. the lab dnsmasq (DNS for the lab domain, DHCP reservations for VMs)
+  6. containers and VMs (in parallel), then waits until each has its address
+
+up is idempotent: run twice, the second run changes nothing. An interrupted
+up is finished by running up again. 'setup down' removes what up made.
+--dry-run prints the steps and the equivalent commands and changes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := g.loadPlan()
+			if err != nil {
+				return err
+			}
+			opts := f.options(g)
+			if f.dryRun {
+				return printDryRun(cmd.OutOrStdout(), g, p, opts)
+			}
+			if os.Geteuid() != 0 {
+				return errors.New("up changes the host and needs root; run it as root " +
+					"(or look first with --dry-run)")
+			}
+			start := time.Now()
+			rec, err := provision.Up(cmd.Context(), p, opts)
+			if err != nil {
+				return fmt.Errorf("up %q: %w\n(run 'go run ./setup up' again to finish, or "+
+					"'go run ./setup down' to remove what was made)", p.Lab, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "lab %q is up in %.1fs: %d containers, %d VMs on %s\n",
+				p.Lab, time.Since(start).Seconds(), len(p.Containers()), len(rec.Created["vm"])+
+					len(rec.Adopted["vm"]), p.Bridge.Name)
+			return writeBringup(p, rec)
+		},
+	}
+	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "print what up would build; change nothing")
+	cmd.Flags().BoolVar(&g.json, "json", false, "with --dry-run: print plan and steps as JSON")
+	cmd.Flags().BoolVar(&f.vms, "vms", true, "bring up the lab's VMs too (false: network and containers only)")
+	cmd.Flags().BoolVar(&f.allowEgress, "allow-egress", false,
+		"let lab traffic leave through the uplink (the guard drops it by default)")
+	cmd.Flags().StringVar(&f.accel, "accel", "auto", "VM accelerator: auto (boot probe), kvm or tcg")
+	cmd.Flags().BoolVar(&f.noInstall, "no-install", false, "never run apt-get; fail listing what is missing")
+	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "do not stream the output of apt-get, mmdebstrap and vagrant")
+	return cmd
+}
+
+func (f *upFlags) options(g *globals) provision.Options {
+	opts := provision.Options{
+		VMs:         f.vms,
+		AllowEgress: f.allowEgress,
+		Accel:       f.accel,
+		Install:     !f.noInstall,
+		LabFile:     g.labFile,
+		Progress:    printProgress(os.Stderr),
+	}
+	if !f.quiet {
+		opts.Output = prefixWriter(os.Stderr, "    | ")
+	}
+	return opts
+}
+
+func printDryRun(w io.Writer, g *globals, p *topology.Plan, opts provision.Options) error {
+	actions := provision.Describe(p, opts)
+	if g.json {
+		return writeJSON(w, struct {
+			Plan    *topology.Plan     `json:"plan"`
+			Actions []provision.Action `json:"actions"`
+		}{p, actions})
+	}
+	printPlan(w, p)
+	fmt.Fprintln(w, "\nup would (dry run, nothing changed):")
+	printActions(w, actions)
+	return nil
+}
+
+// writeBringup stores the step timings of the last up where the reports
+// look for them.
+func writeBringup(p *topology.Plan, rec *provision.Record) error {
+	path := filepath.Join(provision.StateDir(p.Lab), "bringup.json")
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return writeJSON(f, rec.Timings)
+}
+
+func printProgress(w io.Writer) func(provision.Event) {
+	start := time.Now()
+	return func(e provision.Event) {
+		if e.Elapsed > 0 {
+			fmt.Fprintf(w, "==> %-9s %s (%.1fs, total %.1fs)\n", e.Step, e.Message,
+				e.Elapsed.Seconds(), time.Since(start).Seconds())
+			return
+		}
+		fmt.Fprintf(w, "==> %-9s %s\n", e.Step, e.Message)
+	}
+}
