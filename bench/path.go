@@ -56,14 +56,6 @@ type Interface struct {
 	Name  string `json:"name"`
 }
 
-// Ports of `probe serve` when bench starts it, away from the agent's defaults (7000–7002) so
-// that a node already serving on those keeps working.
-const (
-	BenchTCPPort  = 17000
-	BenchUDPPort  = 17001
-	BenchSinkPort = 17002
-)
-
 // Ports the agent serves on by default (`probe serve` without flags).
 const (
 	AgentTCPPort  = 7000
@@ -82,7 +74,7 @@ var ErrCannotStart = errors.New("runner cannot start a long-lived probe serve")
 
 // RunnerPath builds a path measured with the probe agent on lab nodes: client runs
 // `probe rr` / `probe tput` aimed at targetIP. When server is a Starter (remote.Local,
-// remote.Netns), Start runs `probe serve` on the BenchXXXPort ports of targetIP and stops it
+// remote.Netns), Start runs `probe serve` on ephemeral ports of targetIP and stops it
 // afterwards; when server is nil the node is expected to serve already on the agent's
 // default ports (the lab image runs `probe serve`). Any other server Runner (Docker exec,
 // SSH) cannot hold a process, and Start fails with ErrCannotStart.
@@ -115,9 +107,10 @@ func targetsAt(ip string, tcp, udp, sink int) Targets {
 	return Targets{TCP: hp(tcp), UDP: hp(udp), Sink: hp(sink)}
 }
 
-// startServe runs `probe serve` bound to ip on the bench ports and reads its ready line.
+// startServe runs `probe serve` bound to ephemeral ports of ip and reads the bound addresses
+// from its ready line.
 func startServe(ctx context.Context, st Starter, ip string) (Targets, func() error, error) {
-	t := targetsAt(ip, BenchTCPPort, BenchUDPPort, BenchSinkPort)
+	t := targetsAt(ip, 0, 0, 0)
 	p, err := st.Start(ctx, "serve", "--tcp", t.TCP, "--udp", t.UDP, "--sink", t.Sink,
 		"--http", "")
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"hybridlab/doctor"
 	"hybridlab/provision/deps"
 )
 
@@ -45,6 +46,9 @@ type Record struct {
 	Created map[string][]string `json:"created,omitempty"`
 	// Adopted lists objects that existed and were kept as they were.
 	Adopted map[string][]string `json:"adopted,omitempty"`
+	// Bridge is the lab bridge as `up` left it, for the doctor's
+	// BRIDGE_CHANGED check.
+	Bridge *doctor.Bridge `json:"bridge,omitempty"`
 	// Timings are the step durations of the last `up`, in seconds.
 	Timings []StepTiming `json:"timings,omitempty"`
 }

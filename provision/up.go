@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/client"
 	"golang.org/x/sync/errgroup"
 
+	"hybridlab/doctor"
 	"hybridlab/provision/bridge"
 	"hybridlab/provision/containers"
 	"hybridlab/provision/dnsmasq"
@@ -302,6 +303,28 @@ func (u *upRun) verify(ctx context.Context) error {
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))
 	}
+	return u.recordBridge()
+}
+
+// recordBridge keeps the bridge as up leaves it, so the doctor can tell
+// later whether something (Docker, a person) changed it.
+func (u *upRun) recordBridge() error {
+	st, err := bridge.Inspect(u.plan.Bridge.Name)
+	if err != nil {
+		return err
+	}
+	b := &doctor.Bridge{Name: st.Name, MAC: st.MAC, MTU: st.MTU,
+		ForwardDelay: int(st.ForwardDelay.Milliseconds() / 10), Addrs: st.Addresses}
+	if st.STP {
+		b.STP = 1
+	}
+	if st.NFCallIPTables {
+		b.NFCallIptables = 1
+	}
+	if st.NFCallIP6Tables {
+		b.NFCallIP6tables = 1
+	}
+	u.rec.Bridge = b
 	return nil
 }
 

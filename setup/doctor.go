@@ -36,6 +36,7 @@ only), 2 when any error is found. Reading firewalls needs root.`,
 			rec, _ := provision.LoadRecord(p.Lab)
 			if rec != nil && rec.Completed {
 				opts.Phase = doctor.PhaseRunning
+				opts.Baseline = rec.Bridge
 			}
 			if d, ok := cachedAccel(); ok {
 				opts.Accel = doctor.Accel{Name: string(d.Accel), Reason: d.Reason}

@@ -76,9 +76,6 @@ func (l *Lab) Teardown(ctx context.Context, out LineFunc) error {
 	if err := os.RemoveAll(filepath.Join(l.cfg.StateDir, "vagrant")); err != nil {
 		return fmt.Errorf("remove vagrant state: %w", err)
 	}
-	if p := l.cfg.EmulatorPath(); p != "" {
-		_ = os.Remove(p)
-	}
 	return nil
 }
 

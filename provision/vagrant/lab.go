@@ -77,11 +77,14 @@ func (l *Lab) writeOwnership(o ownership) error {
 	return nil
 }
 
-// Prepare readies the host for `vagrant up`: the management network
-// (defined and started if missing; see libvirt.EnsureNetwork), a record of
-// whether the storage pool existed before, and the TCG QEMU wrapper. It is
-// idempotent.
+// Prepare readies the host for `vagrant up`: /dev/kvm access as Debian
+// sets it (see libvirt.FixKVMAccess), the management network (defined and
+// started if missing; see libvirt.EnsureNetwork), a record of whether the
+// storage pool existed before, and the TCG QEMU wrapper. It is idempotent.
 func (l *Lab) Prepare(ctx context.Context) error {
+	if _, err := libvirt.FixKVMAccess(); err != nil {
+		return err
+	}
 	own, err := l.readOwnership()
 	if err != nil {
 		return err

@@ -22,6 +22,8 @@ const (
 	DefaultTBSizeMiB = 128
 	// KernelCmdline is the box's kernel command line; VMs add to it.
 	KernelCmdline = "root=/dev/vda rw console=ttyS0"
+	// DefaultCacheDir is the cache shared by every lab on the host.
+	DefaultCacheDir = "/var/lib/hybridlab/cache"
 )
 
 // Config is what every VM of a lab shares.
@@ -32,7 +34,10 @@ type Config struct {
 	Box        string
 	BoxVersion string
 	// StateDir is the lab's state directory, /var/lib/hybridlab/<lab>.
-	StateDir    string
+	StateDir string
+	// CacheDir is shared by all labs (DefaultCacheDir when empty); the
+	// TCG QEMU wrapper lives there.
+	CacheDir    string
 	VagrantHome string
 	// IPv6 is whether the host kernel has IPv6 (see HostIPv6).
 	IPv6        bool
@@ -45,6 +50,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.VagrantHome == "" {
 		c.VagrantHome = DefaultHome
+	}
+	if c.CacheDir == "" {
+		c.CacheDir = DefaultCacheDir
 	}
 	if c.BootTimeout == 0 {
 		c.BootTimeout = DefaultBootTimeout
@@ -83,13 +91,15 @@ func (c Config) SerialLog(n topology.Node) string {
 }
 
 // EmulatorPath is the QEMU wrapper Render points TCG VMs at, or "" when
-// VMs use QEMU as it is.
+// VMs use QEMU as it is. It is shared by every lab with the same cache
+// size: libvirtd probes each new emulator binary (seconds) and caches the
+// answer until the file changes.
 func (c Config) EmulatorPath() string {
 	c = c.withDefaults()
 	if c.Accel != accel.TCG || c.TBSizeMiB < 0 {
 		return ""
 	}
-	return filepath.Join(c.StateDir, "qemu-tcg")
+	return filepath.Join(c.CacheDir, fmt.Sprintf("qemu-tcg-tb%d", c.TBSizeMiB))
 }
 
 // Render returns the Vagrantfile for node n: the role's template
@@ -161,7 +171,9 @@ exec %s "$@"
 const qemuBinary = "/usr/bin/qemu-system-x86_64"
 
 // WriteEmulator writes the TCG wrapper at EmulatorPath (nothing when that
-// is ""). QEMU runs as libvirt-qemu, so the script is world-readable.
+// is ""). An identical file is left untouched, so libvirtd's cached probe
+// of it stays valid. QEMU runs as libvirt-qemu: the script is
+// world-readable.
 func WriteEmulator(c Config) error {
 	c = c.withDefaults()
 	path := c.EmulatorPath()
@@ -169,6 +181,9 @@ func WriteEmulator(c Config) error {
 		return nil
 	}
 	script := fmt.Sprintf(emulatorScript, c.TBSizeMiB, c.TBSizeMiB, qemuBinary)
+	if old, err := os.ReadFile(path); err == nil && string(old) == script {
+		return nil
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("write qemu wrapper: %w", err)
 	}

@@ -108,7 +108,7 @@ func TestRenderNoIPv6DisablesGuestIPv6(t *testing.T) {
 
 func TestEmulatorWrapper(t *testing.T) {
 	c := testConfig(t, accel.TCG, true)
-	c.StateDir = t.TempDir()
+	c.CacheDir = t.TempDir()
 	if err := WriteEmulator(c); err != nil {
 		t.Fatal(err)
 	}

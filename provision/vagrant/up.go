@@ -70,16 +70,29 @@ func (l *Lab) Up(ctx context.Context, nodes []topology.Node, o UpOptions) error 
 }
 
 func (l *Lab) upOne(ctx context.Context, n topology.Node, o UpOptions) error {
+	start := time.Now()
 	if err := l.vagrant(ctx, n, o.Output, "up", "--provider=libvirt"); err != nil {
 		return err
 	}
+	say(o.Output, n, "hybridlab: vagrant up done in %.1f s; waiting for %s on %s",
+		time.Since(start).Seconds(), n.IP, n.MAC)
 	timeout := o.ReadyTimeout
 	if timeout == 0 {
 		timeout = DefaultReadyTimeout
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return l.Ready(rctx, n, o.Lease)
+	if err := l.Ready(rctx, n, o.Lease); err != nil {
+		return err
+	}
+	say(o.Output, n, "hybridlab: ready in %.1f s", time.Since(start).Seconds())
+	return nil
+}
+
+func say(out LineFunc, n topology.Node, format string, args ...any) {
+	if out != nil {
+		out(n.Name, fmt.Sprintf(format, args...))
+	}
 }
 
 // ErrNotReady wraps the last reason a VM was not ready when ctx ended.

@@ -2,6 +2,9 @@ package vagrant_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -276,4 +279,62 @@ func TestBaseVMOnLabBridge(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// guestImageScript builds a one-binary image inside the guest from its
+// busybox, since no registry is reachable, and serves a page from it on a
+// port published on the VM's lab address.
+const guestImageScript = `set -e
+rm -rf /tmp/img && mkdir -p /tmp/img/www
+cp /bin/busybox /tmp/img/busybox
+echo hybridlab-docker-vm > /tmp/img/www/index.html
+tar -C /tmp/img -c . | docker import - hlv/busybox:1 >/dev/null
+docker rm -f web >/dev/null 2>&1 || true
+docker run -d --name web -p %s:8080:8080 hlv/busybox:1 /busybox httpd -f -p 8080 -h /www
+`
+
+func TestDockerVMPublishesPort(t *testing.T) {
+	e := setupLab(t)
+	n := e.up(t, "docker1")[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	state, err := e.lab.SSH(ctx, n, "systemctl is-active docker.service; sudo docker version "+
+		"--format '{{.Server.Version}}'")
+	if err != nil {
+		t.Fatalf("dockerd in %s: %v\n%s", n.Name, err, state)
+	}
+	t.Logf("dockerd: %s", strings.Join(strings.Fields(state), " "))
+	script := strings.ReplaceAll(fmt.Sprintf(guestImageScript, n.IP), "docker ", "sudo docker ")
+	if out, err := e.lab.SSH(ctx, n, script); err != nil {
+		t.Fatalf("run container in %s: %v\n%s", n.Name, err, out)
+	}
+	url := "http://" + n.IP.String() + ":8080/index.html"
+	var body string
+	for ctx.Err() == nil {
+		if body, err = httpGet(ctx, url); err == nil {
+			break
+		}
+	}
+	if !strings.Contains(body, "hybridlab-docker-vm") {
+		t.Fatalf("GET %s from the host: %q, %v", url, body, err)
+	}
+	t.Logf("GET %s from the host over %s: %q", url, e.plan.Bridge.Name, strings.TrimSpace(body))
+}
+
+func httpGet(ctx context.Context, url string) (string, error) {
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		<-rctx.Done()
+		return "", err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return string(data), err
 }

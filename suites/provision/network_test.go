@@ -101,7 +101,7 @@ var _ = Describe("setup up --vms=false", labels.Provision, labels.Root, labels.D
 		It("changes nothing when run a second time", func() {
 			ids := containerIDs(plan)
 			s := labctl.MustSetup(setupBin, labctl.UpNetwork, "up", "--vms=false")
-			Expect(s.Out).To(gbytes.Say("nothing changed"))
+			Expect(s.Err).To(gbytes.Say("nothing changed"))
 			Expect(containerIDs(plan)).To(Equal(ids))
 		})
 
@@ -161,7 +161,7 @@ var _ = Describe("setup up --vms=false", labels.Provision, labels.Root, labels.D
 					return strings.TrimSpace(out)
 				}
 				By("pinging the fake outside address from the host (not lab traffic)")
-				_, err := labctl.Run("ping", "-c", "1", "-W", "2", outside)
+				_, err := labctl.Run("busybox", "ping", "-c", "1", "-W", "2", outside)
 				Expect(err).NotTo(HaveOccurred())
 
 				By("pinging it from a lab container: nothing reaches the uplink")
@@ -190,7 +190,7 @@ var _ = Describe("setup up --vms=false", labels.Provision, labels.Root, labels.D
 			labctl.MustSetup(setupBin, labctl.Down, "down")
 			after, err := hostsnap.Take(context.Background())
 			Expect(err).NotTo(HaveOccurred())
-			Expect(hostsnap.Diff(before, after)).To(BeEmpty())
+			Expect(strings.Join(hostsnap.Diff(before, after), "\n")).To(BeEmpty())
 		})
 	})
 
