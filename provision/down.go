@@ -153,6 +153,13 @@ func (d *downRun) containers(ctx context.Context) error {
 }
 
 func (d *downRun) dns(_ context.Context) error {
+	pid, err := stopDNSSync(d.plan.Lab)
+	if err != nil {
+		return err
+	}
+	if pid != 0 {
+		d.removed("dns sync (pid %d)", pid)
+	}
 	st, _ := dnsmasq.Status(StateDir(d.plan.Lab))
 	if err := dnsmasq.Stop(StateDir(d.plan.Lab)); err != nil {
 		return err

@@ -38,6 +38,9 @@ func Residue(ctx context.Context, p *topology.Plan) []string {
 	if st, err := dnsmasq.Status(StateDir(p.Lab)); err == nil && st.Running {
 		out = append(out, fmt.Sprintf("dnsmasq pid %d", st.PID))
 	}
+	if pid, ok := syncRunning(StateDir(p.Lab)); ok {
+		out = append(out, fmt.Sprintf("dns sync pid %d", pid))
+	}
 	out = append(out, dockerResidue(ctx, p)...)
 	return append(out, libvirtResidue(p)...)
 }

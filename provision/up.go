@@ -51,6 +51,7 @@ func Up(ctx context.Context, p *topology.Plan, opts Options) (*Record, error) {
 		{"image", u.image},
 		{"network", u.network},
 		{"dns", u.dns},
+		{"dnssync", u.dnssync},
 		{"forward", u.forward},
 		{"nodes", u.nodes},
 		{"verify", u.verify},
@@ -249,6 +250,19 @@ func (u *upRun) dns(ctx context.Context) error {
 	u.rec.created("dnsmasq", fmt.Sprint(res.PID))
 	if res.Started {
 		u.changed("dnsmasq started (pid %d) on %s", res.PID, u.plan.Gateway)
+	}
+	return nil
+}
+
+// dnssync starts the process that gives containers started after up a
+// name in the lab domain, and takes it away when they go.
+func (u *upRun) dnssync(_ context.Context) error {
+	started, err := ensureDNSSync(u.plan)
+	if err != nil {
+		return err
+	}
+	if started {
+		u.changed("dns sync started (follows Docker events on %s)", u.plan.Docker.Network)
 	}
 	return nil
 }

@@ -81,6 +81,7 @@ Commands that change the host need root.`,
 		newGraphCmd(g),
 		newBoxCmd(g),
 		newAddVMCmd(g),
+		newDNSSyncCmd(),
 	)
 	return root
 }

@@ -15,11 +15,13 @@ const Suite = "bookworm"
 
 // basePackages is what every lab VM needs to boot with direct kernel boot,
 // take DHCP on each NIC and accept Vagrant's SSH. dnsutils is left out on
-// purpose: the lab has no upstream DNS to query.
+// purpose: the lab has no upstream DNS to query. libnss-myhostname
+// resolves the hostname set at boot (systemd.hostname=), which
+// /etc/hosts cannot know; without it sudo stalls on a DNS lookup.
 var basePackages = []string{
 	"systemd-sysv", "udev", "dbus", "openssh-server", "sudo", "iproute2",
 	"iputils-ping", "netbase", "procps", "linux-image-cloud-amd64",
-	"initramfs-tools", "zstd",
+	"initramfs-tools", "zstd", "libnss-myhostname",
 }
 
 // rolePackages serve the docker role (dockerd inside the VM, busybox as a

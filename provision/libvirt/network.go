@@ -23,13 +23,15 @@ var ErrDrift = errors.New("libvirt network differs from the plan")
 
 // NetworkXML renders the lab's isolated management network: no <forward>
 // (nothing leaves the host), DNS off (nothing to answer or forward), DHCP
-// from the plan's range, STP on with no forward delay so a new VM port
-// forwards at once.
+// from the plan's range, and STP off: with STP on, the kernel clamps the
+// forward delay to at least 2 s whatever libvirt asks, so each new VM port
+// waits before it forwards (fault B18), and an isolated bridge of VM taps
+// cannot form a loop.
 func NetworkXML(m topology.ManagementPlan) string {
 	mask := netipMask(m.Subnet.Bits())
 	return fmt.Sprintf(`<network>
   <name>%s</name>
-  <bridge name='%s' stp='on' delay='0'/>
+  <bridge name='%s' stp='off' delay='0'/>
   <dns enable='no'/>
   <ip address='%s' netmask='%s'>
     <dhcp>

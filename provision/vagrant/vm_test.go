@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,6 +56,23 @@ func requireVMHost(t *testing.T) {
 	if _, err := os.Stat(libvirt.DefaultSocket); err != nil {
 		t.Skipf("VM tests need libvirtd: %v", err)
 	}
+}
+
+// lockTestLab serialises tests of every package that use the hlv test
+// lab's names, since `go test ./...` runs packages in parallel.
+func lockTestLab(t *testing.T) {
+	t.Helper()
+	if err := os.MkdirAll("/var/lib/hybridlab", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile("/var/lib/hybridlab/hlv.testlock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
 }
 
 func run(t *testing.T, name string, args ...string) {
@@ -132,6 +150,7 @@ type vmEnv struct {
 func setupLab(t *testing.T) *vmEnv {
 	t.Helper()
 	requireVMHost(t)
+	lockTestLab(t)
 	lab, err := topology.Parse([]byte(vmLab))
 	if err != nil {
 		t.Fatal(err)

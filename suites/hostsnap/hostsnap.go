@@ -91,7 +91,7 @@ func normalise(out string) []string {
 // labProcesses lists the commands of processes a lab runs (dnsmasq, QEMU,
 // container shims, docker-proxy), so one left running shows up.
 func labProcesses() []string {
-	watched := regexp.MustCompile(`^(dnsmasq|qemu-system|containerd-shim|docker-proxy|vagrant|ruby)`)
+	watched := regexp.MustCompile(`^(dnsmasq|qemu-system|containerd-shim|docker-proxy|vagrant|ruby|hybridlab)`)
 	entries, _ := os.ReadDir("/proc")
 	var out []string
 	for _, e := range entries {
