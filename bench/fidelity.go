@@ -19,12 +19,24 @@ const (
 	FidelityP99Target = 1.5
 )
 
-// Default ports of the reference tools on a path's server end.
+// Default ports of the reference tools on a path's server end (ToolEnds.Ports zero).
 const (
 	SockperfUDPPort = 17101
 	SockperfTCPPort = 17102
 	Iperf3Port      = 17103
 )
+
+// ToolPorts are the ports the reference tools' servers listen on.
+type ToolPorts struct {
+	SockperfUDP, SockperfTCP, Iperf3 int
+}
+
+func (p ToolPorts) orDefaults() ToolPorts {
+	setDefault(&p.SockperfUDP, SockperfUDPPort)
+	setDefault(&p.SockperfTCP, SockperfTCPPort)
+	setDefault(&p.Iperf3, Iperf3Port)
+	return p
+}
 
 // sockperfMinSize is the smallest message sockperf sends.
 const sockperfMinSize = 14
@@ -36,6 +48,7 @@ type ToolEnds struct {
 	Server Node
 	Client Node
 	Addr   string
+	Ports  ToolPorts // zero fields take the default ports
 }
 
 // SockperfResult is the round-trip summary of one `sockperf ping-pong --full-rtt` run, in µs.
@@ -157,11 +170,12 @@ func wholeSeconds(d time.Duration) string {
 // messages per second (paced mode).
 func (t *ToolEnds) sockperfPingPong(ctx context.Context, proto string, size int,
 	d time.Duration, rate int) (SockperfResult, error) {
-	port := SockperfUDPPort
+	ports := t.Ports.orDefaults()
+	port := ports.SockperfUDP
 	argv := []string{"sockperf", "ping-pong", "-i", t.Addr, "-m", strconv.Itoa(size),
 		"-t", wholeSeconds(d), "--full-rtt"}
 	if proto == "tcp" {
-		port = SockperfTCPPort
+		port = ports.SockperfTCP
 		argv = append(argv, "--tcp")
 	}
 	argv = append(argv, "-p", strconv.Itoa(port))
@@ -181,7 +195,8 @@ func (t *ToolEnds) sockperfPingPong(ctx context.Context, proto string, size int,
 
 // iperf3 runs one TCP `iperf3 -c` from the client end.
 func (t *ToolEnds) iperf3(ctx context.Context, d time.Duration) (Iperf3Result, error) {
-	out, err := t.Client.Exec(ctx, "iperf3", "-c", t.Addr, "-p", strconv.Itoa(Iperf3Port),
+	port := strconv.Itoa(t.Ports.orDefaults().Iperf3)
+	out, err := t.Client.Exec(ctx, "iperf3", "-c", t.Addr, "-p", port,
 		"-t", wholeSeconds(d), "-J")
 	if err != nil && len(out) == 0 {
 		return Iperf3Result{}, fmt.Errorf("iperf3 to %s: %w", t.Addr, err)
@@ -196,17 +211,18 @@ func (t *ToolEnds) iperf3(ctx context.Context, d time.Duration) (Iperf3Result, e
 // startServers runs sockperf (UDP and TCP) and iperf3 servers on the server end and waits
 // until each listens. The returned function stops them all.
 func (t *ToolEnds) startServers(ctx context.Context) (func() error, error) {
+	ports := t.Ports.orDefaults()
 	specs := []struct {
 		argv  []string
 		proto string
 		port  int
 	}{
-		{[]string{"sockperf", "server", "-i", t.Addr, "-p", strconv.Itoa(SockperfUDPPort)},
-			"udp", SockperfUDPPort},
+		{[]string{"sockperf", "server", "-i", t.Addr, "-p", strconv.Itoa(ports.SockperfUDP)},
+			"udp", ports.SockperfUDP},
 		{[]string{"sockperf", "server", "--tcp", "-i", t.Addr, "-p",
-			strconv.Itoa(SockperfTCPPort)}, "tcp", SockperfTCPPort},
-		{[]string{"iperf3", "-s", "-B", t.Addr, "-p", strconv.Itoa(Iperf3Port)}, "tcp",
-			Iperf3Port},
+			strconv.Itoa(ports.SockperfTCP)}, "tcp", ports.SockperfTCP},
+		{[]string{"iperf3", "-s", "-B", t.Addr, "-p", strconv.Itoa(ports.Iperf3)}, "tcp",
+			ports.Iperf3},
 	}
 	var procs []Proc
 	stop := func() error {

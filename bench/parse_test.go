@@ -70,3 +70,15 @@ func TestParseOffloads(t *testing.T) {
 		t.Error("kept a sub-feature")
 	}
 }
+
+func BenchmarkParseSockperf(b *testing.B) {
+	data, err := os.ReadFile("testdata/sockperf-udp.txt")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := ParseSockperf(string(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -6,13 +6,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
 
-// testVeth is a floor fixture of its own, so the test never meets a running default one.
+// testVeth is a floor fixture named after the test process, so that concurrent runs of this
+// package (and a running default floor) never meet.
 func testVeth() Veth {
-	return Veth{NetnsA: "hlb-ta", NetnsB: "hlb-tb", LinkA: "hlb-tva", LinkB: "hlb-tvb",
+	id := strconv.Itoa(os.Getpid())
+	return Veth{NetnsA: "hlb-" + id + "-a", NetnsB: "hlb-" + id + "-b", LinkA: "hlb-va",
+		LinkB: "hlb-vb",
 		AddrA: netip.MustParsePrefix("10.99.0.101/24"),
 		AddrB: netip.MustParsePrefix("10.99.0.102/24")}
 }
@@ -20,7 +24,7 @@ func testVeth() Veth {
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces hlb-ta and hlb-tb")
+		t.Skip("needs root: creates network namespaces hlb-PID-a and hlb-PID-b")
 	}
 }
 
@@ -113,9 +117,12 @@ func TestFidelityVeth(t *testing.T) {
 	}
 	bin := buildProbe(t)
 	v := upVeth(t)
+	lo := LoopbackPath(PathOptions{ProbeBinary: bin, Tools: true})
+	// The host's loopback is shared with concurrent test runs: pick ports from the pid.
+	base := 20000 + os.Getpid()%15000*3
+	lo.Tools.Ports = ToolPorts{SockperfUDP: base, SockperfTCP: base + 1, Iperf3: base + 2}
 	cfg := Config{
-		Paths: []Path{LoopbackPath(PathOptions{ProbeBinary: bin, Tools: true}),
-			VethPath(v, PathOptions{ProbeBinary: bin, Tools: true})},
+		Paths:       []Path{lo, VethPath(v, PathOptions{ProbeBinary: bin, Tools: true})},
 		Repetitions: 3, Count: 300, Warmup: 20, TputDuration: time.Second,
 		FidelityRepetitions: 2, FidelityDuration: time.Second,
 	}
@@ -160,4 +167,24 @@ func buildProbe(t *testing.T) string {
 		t.Fatalf("build probe: %v: %s", err, out)
 	}
 	return bin
+}
+
+func TestRunPacedVeth(t *testing.T) {
+	requireRoot(t)
+	v := upVeth(t)
+	cfg := Config{Paths: []Path{VethPath(v, PathOptions{})}, Protos: []string{"udp"},
+		Repetitions: 2, Count: 200, Warmup: 10, Mode: Paced, Interval: 200 * time.Microsecond}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := res.LatencyFor("veth", "udp", 64)
+	// Omission correction may add synthetic samples, never remove real ones.
+	if row.Merged.Samples < 400 || row.Merged.P50Us <= 0 || res.Settings.IntervalUs != 200 {
+		t.Errorf("paced row %+v, settings %+v", row.Merged, res.Settings)
+	}
+	t.Logf("paced veth udp: p50 %.1fµs p99 %.1fµs over %d samples", row.Merged.P50Us,
+		row.Merged.P99Us, row.Merged.Samples)
 }

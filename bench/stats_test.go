@@ -127,3 +127,10 @@ func TestSchedule(t *testing.T) {
 		t.Errorf("repetition numbers %+v", got)
 	}
 }
+
+func BenchmarkSpectrum(b *testing.B) {
+	h := histogramOf(100000)
+	for b.Loop() {
+		_ = Spectrum(h)
+	}
+}

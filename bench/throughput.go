@@ -100,8 +100,7 @@ func latencyFidelity(ctx context.Context, cfg Config, p Path, t Targets, proto s
 	}
 	var pp50, pp99, sp50, sp99 []float64
 	for rep := 1; rep <= cfg.FidelityRepetitions; rep++ {
-		pr, err := runTrial(ctx, cfg, p, t, Trial{Rep: rep, Path: p.Name, Proto: proto,
-			Size: size})
+		pr, err := timedRR(ctx, cfg, p, t.For(proto), proto, size)
 		if err != nil {
 			f.Error = fmt.Sprintf("probe rep %d: %v", rep, err)
 			return f
@@ -121,6 +120,16 @@ func latencyFidelity(ctx context.Context, cfg Config, p Path, t Targets, proto s
 	f.P50OK = f.P50Ratio > 0 && f.P50Ratio <= FidelityP50Target
 	f.P99OK = f.P99Ratio > 0 && f.P99Ratio <= FidelityP99Target
 	return f
+}
+
+// timedRR runs the probe for FidelityDuration, the length of a sockperf run, so that both
+// tools' percentiles rest on a like number of samples.
+func timedRR(ctx context.Context, cfg Config, p Path, target, proto string,
+	size int) (probes.RRResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.TrialTimeout+cfg.FidelityDuration)
+	defer cancel()
+	return p.Client.RR(ctx, probes.RRConfig{Target: target, Proto: proto, Size: size,
+		Duration: cfg.FidelityDuration, Interval: cfg.Interval, Warmup: cfg.Warmup})
 }
 
 // tputFidelity runs probe tput and iperf3 alternately and compares medians.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker/docker/client"
 
+	"hybridlab/policy"
 	"hybridlab/provision/bridge"
 	"hybridlab/provision/containers"
 	"hybridlab/provision/deps"
@@ -54,6 +55,7 @@ func Down(ctx context.Context, p *topology.Plan, opts Options) (*DownReport, err
 		{"containers", d.containers},
 		{"dns", d.dns},
 		{"bridge", d.bridge},
+		{"policy", d.policy},
 		{"guard", d.guard},
 		{"daemons", d.daemons},
 	}
@@ -189,6 +191,18 @@ func (d *downRun) bridge(_ context.Context) error {
 		return err
 	}
 	d.removed("bridge %s", name)
+	return nil
+}
+
+func (d *downRun) policy(_ context.Context) error {
+	present, err := policy.Present(d.plan.Lab)
+	if err != nil || !present {
+		return err
+	}
+	if err := policy.Remove(d.plan.Lab); err != nil {
+		return err
+	}
+	d.removed("nft tables inet/bridge %s", policy.TableName(d.plan.Lab))
 	return nil
 }
 

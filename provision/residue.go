@@ -8,6 +8,7 @@ import (
 
 	"github.com/docker/docker/api/types/network"
 
+	"hybridlab/policy"
 	"hybridlab/provision/bridge"
 	"hybridlab/provision/containers"
 	"hybridlab/provision/dnsmasq"
@@ -37,6 +38,9 @@ func Residue(ctx context.Context, p *topology.Plan) []string {
 	}
 	if st, err := dnsmasq.Status(StateDir(p.Lab)); err == nil && st.Running {
 		out = append(out, fmt.Sprintf("dnsmasq pid %d", st.PID))
+	}
+	if present, err := policy.Present(p.Lab); err == nil && present {
+		out = append(out, "nft tables inet/bridge "+policy.TableName(p.Lab))
 	}
 	if pid, ok := syncRunning(StateDir(p.Lab)); ok {
 		out = append(out, fmt.Sprintf("dns sync pid %d", pid))

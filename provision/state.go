@@ -22,7 +22,15 @@ import (
 
 // StateRoot holds every lab's state and the shared cache. It is outside
 // /root on purpose: QEMU runs as libvirt-qemu and must read box kernels.
-const StateRoot = "/var/lib/hybridlab"
+// Tests point it elsewhere with HYBRIDLAB_STATE_ROOT.
+var StateRoot = stateRootFromEnv()
+
+func stateRootFromEnv() string {
+	if dir := os.Getenv("HYBRIDLAB_STATE_ROOT"); dir != "" {
+		return dir
+	}
+	return "/var/lib/hybridlab"
+}
 
 // BoxName is the Vagrant box every lab VM boots.
 const BoxName = "hybridlab/debian12"

@@ -5,6 +5,7 @@ import (
 
 	"github.com/docker/docker/client"
 
+	"hybridlab/policy"
 	"hybridlab/provision/bridge"
 	"hybridlab/provision/containers"
 	"hybridlab/provision/dnsmasq"
@@ -16,20 +17,21 @@ import (
 // LabStatus is what `setup status` shows: each part of the lab as the host
 // has it now. A part that could not be read carries its error instead.
 type LabStatus struct {
-	Lab        string              `json:"lab"`
-	Record     *Record             `json:"record,omitempty"`
-	Bridge     *bridge.Status      `json:"bridge,omitempty"`
-	BridgeErr  string              `json:"bridge_error,omitempty"`
-	DNS        *dnsmasq.State      `json:"dns,omitempty"`
-	Drift      []dnsmasq.Mismatch  `json:"lease_drift,omitempty"`
-	Containers []containers.Info   `json:"containers,omitempty"`
-	DockerErr  string              `json:"docker_error,omitempty"`
-	VMs        []libvirt.Domain    `json:"vms,omitempty"`
-	LibvirtErr string              `json:"libvirt_error,omitempty"`
-	Guard      *guard.State        `json:"guard,omitempty"`
-	GuardErr   string              `json:"guard_error,omitempty"`
-	Plan       *topology.Plan      `json:"-"`
-	Nodes      map[string]NodeLive `json:"nodes"`
+	Lab        string               `json:"lab"`
+	Record     *Record              `json:"record,omitempty"`
+	Bridge     *bridge.Status       `json:"bridge,omitempty"`
+	BridgeErr  string               `json:"bridge_error,omitempty"`
+	DNS        *dnsmasq.State       `json:"dns,omitempty"`
+	Drift      []dnsmasq.Mismatch   `json:"lease_drift,omitempty"`
+	Containers []containers.Info    `json:"containers,omitempty"`
+	DockerErr  string               `json:"docker_error,omitempty"`
+	VMs        []libvirt.Domain     `json:"vms,omitempty"`
+	LibvirtErr string               `json:"libvirt_error,omitempty"`
+	Guard      *guard.State         `json:"guard,omitempty"`
+	GuardErr   string               `json:"guard_error,omitempty"`
+	Policy     []policy.RuleCounter `json:"policy,omitempty"`
+	Plan       *topology.Plan       `json:"-"`
+	Nodes      map[string]NodeLive  `json:"nodes"`
 }
 
 // NodeLive is one planned node as found on the host.
@@ -59,6 +61,7 @@ func Status(ctx context.Context, p *topology.Plan) *LabStatus {
 	} else {
 		s.Guard = &st
 	}
+	s.Policy, _ = policy.Status(p.Lab)
 	s.readContainers(ctx, p)
 	s.readVMs(p)
 	return s

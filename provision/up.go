@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/docker/docker/api/types/network"
@@ -12,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"hybridlab/doctor"
+	"hybridlab/policy"
 	"hybridlab/provision/bridge"
 	"hybridlab/provision/containers"
 	"hybridlab/provision/dnsmasq"
@@ -53,6 +56,7 @@ func Up(ctx context.Context, p *topology.Plan, opts Options) (*Record, error) {
 		{"dns", u.dns},
 		{"dnssync", u.dnssync},
 		{"forward", u.forward},
+		{"policy", u.policy},
 		{"nodes", u.nodes},
 		{"verify", u.verify},
 	}
@@ -271,6 +275,41 @@ func (u *upRun) dnssync(_ context.Context) error {
 // dockerd may have (re)built its chains since the guard step.
 func (u *upRun) forward(ctx context.Context) error {
 	return u.guard(ctx)
+}
+
+// policy applies the lab's network policies before any node starts, so no
+// node ever runs without them. The tables are rebuilt only when the
+// rendered rules change: a rebuild zeroes their counters.
+func (u *upRun) policy(_ context.Context) error {
+	present, err := policy.Present(u.plan.Lab)
+	if err != nil {
+		return err
+	}
+	text := ""
+	if u.plan.Policies != nil {
+		if text, err = policy.Render(u.plan, u.plan.Policies); err != nil {
+			return err
+		}
+	}
+	stamp := filepath.Join(StateDir(u.plan.Lab), "policy.nft")
+	if old, err := os.ReadFile(stamp); err == nil && string(old) == text && present == (text != "") {
+		if present {
+			u.rec.created("nft", "inet/bridge "+policy.TableName(u.plan.Lab))
+		}
+		return nil
+	}
+	res, err := policy.Ensure(u.plan, u.plan.Policies)
+	if err != nil {
+		return err
+	}
+	if res.Removed {
+		u.changed("policy tables %s removed (no policies)", policy.TableName(u.plan.Lab))
+	}
+	if len(res.Tables) > 0 {
+		u.rec.created("nft", "inet/bridge "+policy.TableName(u.plan.Lab))
+		u.changed("policy %s: %d rules", strings.Join(res.Tables, ", "), res.Rules)
+	}
+	return os.WriteFile(stamp, []byte(text), 0o644)
 }
 
 // nodes brings containers and VMs up at the same time: container starts

@@ -10,6 +10,7 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 
 	"hybridlab/bench"
@@ -47,10 +48,23 @@ func newPlot(title, ylabel string) *plot.Plot {
 	p.Title.Text = title
 	p.Title.TextStyle.Font.Size = vg.Points(13)
 	p.Y.Label.Text = ylabel
+	// Top right, inside the decade of headroom above the data. (A long rotated Y label makes
+	// gonum reserve a band under the title, hence the short one.)
 	p.Legend.Top = true
-	p.Legend.Left = true
+	p.Legend.XOffs = -vg.Points(8)
+	p.Legend.YOffs = -vg.Points(6)
 	p.Add(plotter.NewGrid())
+	for _, ts := range []*text.Style{&p.Title.TextStyle, &p.X.Label.TextStyle,
+		&p.Y.Label.TextStyle, &p.X.Tick.Label, &p.Y.Tick.Label, &p.Legend.TextStyle} {
+		ts.Font.Variant = "Sans"
+	}
 	return p
+}
+
+// headroom raises the top of a log axis by one decade above max so the legend, drawn at the
+// top, does not cover the data.
+func headroom(p *plot.Plot, max float64) {
+	p.Y.Max = math.Pow(10, math.Ceil(math.Log10(max))+1)
 }
 
 // barPercentiles are the percentiles drawn as bars for each path.
@@ -74,40 +88,78 @@ func percentileBars(rows []bench.Latency, proto string, size int) (*plot.Plot, e
 		}
 	}
 	p := newPlot(fmt.Sprintf("%s, %d-byte requests: latency percentiles per path",
-		strings.ToUpper(proto), size), "round trip (µs, log scale)")
+		strings.ToUpper(proto), size), "RTT µs (log)")
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	names := make([]string, len(sel))
 	for i, l := range sel {
 		names[i] = l.Path
 	}
+	if len(sel) == 0 {
+		return p, nil
+	}
+	// A log axis has no zero, so every bar stands on an invisible base bar reaching the
+	// decade below the smallest value.
+	base := logFloor(sel)
+	baseVals := make(plotter.Values, len(sel))
+	for i := range baseVals {
+		baseVals[i] = base
+	}
 	w := vg.Points(14)
 	for j, bp := range barPercentiles {
 		vals := make(plotter.Values, len(sel))
 		for i, l := range sel {
-			vals[i] = math.Max(bp.value(l), 0.1)
+			vals[i] = math.Max(bp.value(l)-base, 0)
 		}
+		floor, err := plotter.NewBarChart(baseVals, w)
+		if err != nil {
+			return nil, fmt.Errorf("bar chart base: %w", err)
+		}
+		floor.Color, floor.LineStyle.Width = nil, 0
 		bars, err := plotter.NewBarChart(vals, w)
 		if err != nil {
 			return nil, fmt.Errorf("bar chart %s: %w", bp.label, err)
 		}
+		bars.StackOn(floor)
 		bars.Color = colorAt(j)
 		bars.LineStyle.Width = 0
 		bars.Offset = vg.Length(j-len(barPercentiles)/2)*w + w/2
 		p.Add(bars)
 		p.Legend.Add(bp.label, bars)
 	}
+	p.Y.Min = base
+	top := 0.0
+	for _, l := range sel {
+		top = math.Max(top, l.Merged.P999Us)
+	}
+	headroom(p, top)
 	p.NominalX(names...)
+	p.X.Min, p.X.Max = -0.6, float64(len(sel))-0.4
 	return p, nil
+}
+
+// logFloor is the power of ten at or below the smallest p50 of rows (at least 0.1 µs), one
+// decade lower when that p50 would be a bar less than twice its base.
+func logFloor(rows []bench.Latency) float64 {
+	lowest := math.Inf(1)
+	for _, l := range rows {
+		lowest = math.Min(lowest, l.Merged.P50Us)
+	}
+	lowest = math.Max(lowest, 0.1)
+	base := math.Pow(10, math.Floor(math.Log10(lowest)))
+	if lowest < 2*base {
+		base /= 10
+	}
+	return base
 }
 
 // nines maps a percentile to the "number of nines" axis: p90 → 1, p99 → 2, p99.9 → 3.
 func nines(pct float64) float64 {
 	const maxNines = 4
 	if pct >= 100 {
-		return maxNines + 0.3
+		return maxNines + 0.6
 	}
-	return math.Min(-math.Log10(1-pct/100), maxNines+0.3)
+	return math.Min(-math.Log10(1-pct/100), maxNines)
 }
 
 // spectrumTicks label the nines axis with percentiles.
@@ -121,12 +173,12 @@ var spectrumTicks = plot.ConstantTicks{
 // wide as the body: the percentile-spectrum form of a CDF.
 func spectrum(rows []bench.Latency, proto string, size int) (*plot.Plot, error) {
 	p := newPlot(fmt.Sprintf("%s, %d-byte requests: percentile spectrum",
-		strings.ToUpper(proto), size), "round trip (µs, log scale)")
+		strings.ToUpper(proto), size), "RTT µs (log)")
 	p.X.Label.Text = "percentile"
 	p.X.Tick.Marker = spectrumTicks
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	i := 0
+	i, top := 0, 0.0
 	for _, l := range rows {
 		if l.Proto != proto || l.Size != size || len(l.Spectrum) == 0 {
 			continue
@@ -146,10 +198,11 @@ func spectrum(rows []bench.Latency, proto string, size int) (*plot.Plot, error) 
 		}
 		p.Add(line)
 		p.Legend.Add(l.Path, line)
+		top = math.Max(top, l.Merged.MaxUs)
 		i++
 	}
-	p.Legend.Top, p.Legend.Left = true, true
-	p.Legend.XOffs = vg.Points(6)
-	p.Legend.YOffs = -vg.Points(4)
+	if top > 0 {
+		headroom(p, top)
+	}
 	return p, nil
 }

@@ -44,7 +44,8 @@ h1{font-size:1.6em;margin-bottom:.2em} h2{margin-top:1.8em;border-bottom:1px sol
 table{border-collapse:collapse;margin:.6em 0 1em} th,td{padding:.25em .6em;
   border-bottom:1px solid #e3e3e3;text-align:right;white-space:nowrap}
 th{background:#f4f6f8;font-weight:600} td.l,th.l{text-align:left}
-tr.floor td{background:#f1f8ff} .bad{color:#b00020;font-weight:600} .ok{color:#17702f}
+tr.floor td{background:#f1f8ff} td.wrap{white-space:normal;text-align:left}
+.bad{color:#b00020;font-weight:600} .ok{color:#17702f}
 .warn{background:#fff4e5;border-left:4px solid #e69f00;padding:.5em .8em;margin:1em 0}
 figure{margin:1em 0} figcaption{color:#555;font-size:.9em} svg{max-width:100%;height:auto}
 code{background:#f4f4f4;padding:0 .2em}
@@ -72,7 +73,8 @@ across repetitions, so ratios are less certain than the tables suggest:
 <td class="l">{{.Path}}</td><td class="l">{{.Proto}}</td><td>{{.Size}}</td>
 <td>{{us .Merged.P50Us}}</td><td>{{us .Merged.P90Us}}</td><td>{{us .Merged.P99Us}}</td>
 <td>{{us .Merged.P999Us}}</td><td>{{us .Merged.MaxUs}}</td>
-<td>{{us .MeanCI.Mean}}{{pm .MeanCI.HalfWidth}}</td><td>{{us .P50CI.Mean}}{{pm .P50CI.HalfWidth}}</td>
+<td>{{us .MeanCI.Mean}}{{pm .MeanCI.HalfWidth}}</td>
+<td>{{us .P50CI.Mean}}{{pm .P50CI.HalfWidth}}</td>
 <td>{{x .P50Ratio}}</td><td>{{x .P99Ratio}}</td>
 <td{{if .Errors}} class="bad"{{end}}>{{.Errors}}</td>
 <td class="l">{{if .Noisy}}<span class="bad">noisy</span>{{else}}no{{end}}</td></tr>
@@ -87,7 +89,7 @@ deviation / mean) exceeds the limit; the range (max − min) / median is shown a
 <th>limit</th><th class="l">verdict</th></tr>
 {{range .R.Noise}}<tr><td class="l">{{.Proto}}</td><td>{{.Size}}</td><td>{{pct .Floor.CV}}</td>
 <td>{{pct .Floor.Spread}}</td><td>{{pct .Limit}}</td>
-<td class="l">{{if .Noisy}}<span class="bad">noisy</span>{{if .Message}} — {{.Message}}{{end}}
+<td class="wrap">{{if .Noisy}}<span class="bad">noisy</span>{{if .Message}} — {{.Message}}{{end}}
 {{else}}<span class="ok">steady</span>{{end}}</td></tr>{{end}}</table>
 
 <h2>Plots</h2>
@@ -113,11 +115,11 @@ Targets: probe p50 ≤ {{index .Targets 0}}× sockperf, p99 ≤ {{index .Targets
 <td class="{{if .P50OK}}ok{{else}}bad{{end}}">{{x .P50Ratio}}</td>
 <td>{{us .ProbeP99Us}}</td><td>{{us .SockperfP99Us}}</td>
 <td class="{{if .P99OK}}ok{{else}}bad{{end}}">{{x .P99Ratio}}</td>
-<td class="l">{{.Error}}</td></tr>{{end}}</table>
+<td class="wrap">{{.Error}}</td></tr>{{end}}</table>
 {{if .R.TputFid}}<table><tr><th class="l">path</th><th>probe Gbit/s</th><th>iperf3 Gbit/s</th>
 <th>probe / iperf3</th><th class="l">note</th></tr>
 {{range .R.TputFid}}<tr><td class="l">{{.Path}}</td><td>{{gbps .ProbeBps}}</td>
-<td>{{gbps .Iperf3Bps}}</td><td>{{x .Ratio}}</td><td class="l">{{.Error}}</td></tr>{{end}}
+<td>{{gbps .Iperf3Bps}}</td><td>{{x .Ratio}}</td><td class="wrap">{{.Error}}</td></tr>{{end}}
 </table>{{end}}
 {{else}}<p>Not measured in this run.</p>{{end}}
 
@@ -131,7 +133,8 @@ Targets: probe p50 ≤ {{index .Targets 0}}× sockperf, p99 ≤ {{index .Targets
 <table>{{range .Env}}<tr><th class="l">{{index . 0}}</th><td class="l">{{index . 1}}</td></tr>
 {{end}}<tr><th class="l">br_netfilter</th><td class="l">{{range .Sysctls}}<code>{{.}}</code><br>
 {{end}}</td></tr></table>
-{{if .R.Env.Problems}}<p class="meta">Not captured: {{range .R.Env.Problems}}{{.}}; {{end}}</p>{{end}}
+{{if .R.Env.Problems}}<p class="meta">Not captured:
+{{range .R.Env.Problems}}{{.}}; {{end}}</p>{{end}}
 {{if .R.Problems}}<h2>Problems</h2><ul>{{range .R.Problems}}<li>{{.}}</li>{{end}}</ul>{{end}}
 </body></html>
 `))

@@ -74,6 +74,18 @@ func printStatus(w io.Writer, p *topology.Plan, st *provision.LabStatus) {
 		}
 	}
 	printGuardStatus(w, st)
+	printPolicyStatus(w, p, st)
+}
+
+func printPolicyStatus(w io.Writer, p *topology.Plan, st *provision.LabStatus) {
+	if p.Policies == nil {
+		fmt.Fprintln(w, "\nPolicies: none declared (all lab traffic allowed)")
+		return
+	}
+	fmt.Fprintf(w, "\nPolicies: default %s\n", p.Policies.Default)
+	for _, r := range st.Policy {
+		fmt.Fprintf(w, "  %-28s %8d packets %10d bytes\n", r.Name, r.Packets, r.Bytes)
+	}
 }
 
 func printBridgeStatus(w io.Writer, p *topology.Plan, st *provision.LabStatus) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"hybridlab/policy"
 	"hybridlab/provision"
 	"hybridlab/topology"
 )
@@ -104,6 +105,13 @@ func printDryRun(w io.Writer, g *globals, p *topology.Plan, opts provision.Optio
 	printPlan(w, p)
 	fmt.Fprintln(w, "\nup would (dry run, nothing changed):")
 	printActions(w, actions)
+	if p.Policies != nil {
+		text, err := policy.Render(p, p.Policies)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "\nand apply these network policies (nft):\n%s", text)
+	}
 	return nil
 }
 

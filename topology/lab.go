@@ -66,6 +66,8 @@ type Lab struct {
 
 	VMs        []VM        `json:"vms,omitempty"`
 	Containers []Container `json:"containers,omitempty"`
+	// Policies filter traffic on the lab bridge; none means all is allowed.
+	Policies *Policies `json:"policies,omitempty"`
 }
 
 // Reserved is an address kept out of every allocation.

@@ -46,6 +46,8 @@ type Plan struct {
 	Interfaces []Interface       `json:"interfaces"`
 	Labels     map[string]string `json:"labels"`
 	NFTable    string            `json:"nft_table"`
+	// Policies are the lab's network policies as declared; nil allows all.
+	Policies *Policies `json:"policies,omitempty"`
 }
 
 // BridgePlan is the shared Linux bridge.
@@ -221,8 +223,9 @@ func build(l *Lab) (*Plan, error) {
 				Last:  lastHost(mgmt),
 			},
 		},
-		Labels:  map[string]string{LabelLab: l.Name},
-		NFTable: "hybridlab_" + l.Name,
+		Labels:   map[string]string{LabelLab: l.Name},
+		NFTable:  "hybridlab_" + l.Name,
+		Policies: l.Policies,
 	}
 	p.Reserved = []Reservation{
 		{IP: subnet.Addr(), Owner: "network", Note: "network address"},

@@ -113,6 +113,7 @@ func (l *Lab) Validate() error {
 		v.nodes(l, subnet)
 	}
 	v.ifnames(l)
+	v.policies(l)
 	if l.MTU < MinMTU || l.MTU > MaxMTU {
 		v.addf("mtu %d: out of range; use %d to %d", l.MTU, MinMTU, MaxMTU)
 	}

@@ -155,6 +155,11 @@ func TestBuildAndCache(t *testing.T) {
 	}
 	t.Logf("box %s %s: %d bytes, cached=%v, build time %s", first.Name, first.Version,
 		first.Size, first.Cached, first.BuildTime)
+	for _, line := range strings.Split(log.String(), "\n") {
+		if strings.HasPrefix(line, "box") && strings.Contains(line, " in ") {
+			t.Log(line)
+		}
+	}
 	if !Added(opts.VagrantHome, first) {
 		t.Errorf("box %s %s not in vagrant after Build", first.Name, first.Version)
 	}
@@ -167,6 +172,14 @@ func TestBuildAndCache(t *testing.T) {
 		t.Errorf("second build not a cache hit: cached=%v", second.Cached)
 	}
 	t.Logf("cached Build took %s", time.Since(start))
+	removed, err := Prune(ctx, opts, second)
+	if err != nil {
+		t.Errorf("prune: %v", err)
+	}
+	if !Added(opts.VagrantHome, second) {
+		t.Errorf("prune removed the kept box")
+	}
+	t.Logf("pruned versions %v", removed)
 }
 
 func tail(s string) string {

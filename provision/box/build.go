@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"hybridlab/provision/vagrant"
 )
 
 // sources are the apt lines mmdebstrap installs from: the release, its
@@ -20,10 +22,6 @@ var sources = []string{
 	"deb http://deb.debian.org/debian " + Suite + "-updates main",
 	"deb http://deb.debian.org/debian-security " + Suite + "-security main",
 }
-
-// kernelCmdline boots the image as a whole-disk ext4 root with the serial
-// console that the lab logs to a file.
-const kernelCmdline = "root=/dev/vda rw console=ttyS0"
 
 func build(ctx context.Context, o Options, c *customization, key, dir string) (*Box, error) {
 	start := time.Now()
@@ -175,7 +173,7 @@ const boxVagrantfile = `Vagrant.configure("2") do |config|
   config.vm.provider :libvirt do |libvirt|
     libvirt.kernel = File.join(File.dirname(__FILE__), "vmlinuz")
     libvirt.initrd = File.join(File.dirname(__FILE__), "initrd.img")
-    libvirt.cmd_line = "` + kernelCmdline + `"
+    libvirt.cmd_line = "` + vagrant.KernelCmdline + `"
   end
 end
 `

@@ -47,8 +47,8 @@ const builderVersion = "3"
 // binary. Two builds with the same key produce interchangeable boxes.
 func inputsKey(c *customization, agentPath string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "builder %s\nsuite %s\npackages %s\n", builderVersion, Suite,
-		strings.Join(Packages(), ","))
+	fmt.Fprintf(h, "builder %s\nsuite %s\npackages %s\nvagrantfile %s\n", builderVersion,
+		Suite, strings.Join(Packages(), ","), boxVagrantfile)
 	for _, f := range c.files {
 		fmt.Fprintf(h, "file %s %o %d\n%s\n", f.path, f.mode, len(f.data), f.data)
 	}

@@ -318,7 +318,9 @@ func Labs() ([]string, error) {
 	}
 	var labs []string
 	for _, t := range tables {
-		if lab, ok := strings.CutPrefix(t.Name, TablePrefix); ok {
+		// Lab names are DNS labels, so a '_' after the prefix marks another
+		// table of a lab (its policy table), not a lab.
+		if lab, ok := strings.CutPrefix(t.Name, TablePrefix); ok && !strings.Contains(lab, "_") {
 			labs = append(labs, lab)
 		}
 	}

@@ -20,8 +20,11 @@ const (
 	// DefaultTBSizeMiB bounds QEMU's TCG translation cache. QEMU's default
 	// of 1 GiB makes a 512 MB guest use ~1.4 GB of host memory.
 	DefaultTBSizeMiB = 128
-	// KernelCmdline is the box's kernel command line; VMs add to it.
-	KernelCmdline = "root=/dev/vda rw console=ttyS0"
+	// KernelCmdline is the VMs' kernel command line. The box boots the
+	// same root; apparmor=0 because the Debian kernel enables AppArmor while
+	// the box has no apparmor_parser, and dockerd refuses to run containers
+	// in that state.
+	KernelCmdline = "root=/dev/vda rw console=ttyS0 apparmor=0"
 	// DefaultCacheDir is the cache shared by every lab on the host.
 	DefaultCacheDir = "/var/lib/hybridlab/cache"
 )

@@ -58,15 +58,28 @@ func (l *Lab) Up(ctx context.Context, nodes []topology.Node, o UpOptions) error 
 	if len(nodes) == 0 {
 		return nil
 	}
-	if err := l.upOne(ctx, nodes[0], o); err != nil {
-		return err
+	rest := nodes
+	if o.Parallel > 1 && !l.boxInPool() {
+		if err := l.upOne(ctx, nodes[0], o); err != nil {
+			return err
+		}
+		rest = nodes[1:]
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, o.Parallel))
-	for _, n := range nodes[1:] {
+	for _, n := range rest {
 		g.Go(func() error { return l.upOne(gctx, n, o) })
 	}
 	return g.Wait()
+}
+
+// boxInPool reports whether vagrant-libvirt already uploaded the box's
+// image into the pool (it names the volume after box and version).
+func (l *Lab) boxInPool() bool {
+	name := strings.ReplaceAll(l.cfg.Box, "/", "-VAGRANTSLASH-") + boxVolumeMarker +
+		l.cfg.BoxVersion + "_"
+	vols, err := l.virt.Volumes(Pool, name)
+	return err == nil && len(vols) > 0
 }
 
 func (l *Lab) upOne(ctx context.Context, n topology.Node, o UpOptions) error {

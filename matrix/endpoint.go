@@ -1,0 +1,124 @@
+package matrix
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os/exec"
+
+	"hybridlab/probes/remote"
+	"hybridlab/topology"
+)
+
+// Endpoint kinds.
+const (
+	KindContainer = topology.KindContainer
+	KindVM        = topology.KindVM
+	KindHost      = "host"
+)
+
+// GatewayName is the name of the host's endpoint on the lab bridge.
+const GatewayName = "gateway"
+
+// Agent runs the probe agent and plain commands (ping) on one node. Every runner of package
+// remote (DockerExec, *SSH, Local, Netns) is one.
+type Agent interface {
+	remote.Runner
+	remote.Execer
+}
+
+// Starter starts a long-lived agent command; remote.Local and remote.Netns are starters.
+type Starter interface {
+	Start(ctx context.Context, args ...string) (*remote.Process, error)
+}
+
+// Endpoint is one node of the matrix: a source of probes through Agent and a target at IP.
+type Endpoint struct {
+	Name string     `json:"name"`
+	Kind string     `json:"kind"`
+	IP   netip.Addr `json:"ip"`
+	// Agent runs the probes whose source is this endpoint.
+	Agent Agent `json:"-"`
+	// Echo is true when the endpoint answers the agent's TCP and UDP echo on 7000/7001 (lab
+	// containers and VMs run `probe serve`); without it only ICMP targets it.
+	Echo bool `json:"echo"`
+	// Serve, when set, makes Run start `probe serve` bound to IP for the run's duration.
+	Serve Starter `json:"-"`
+}
+
+// Container is the endpoint of a lab container, reached with `docker exec`.
+func Container(api remote.ExecAPI, n topology.Node) Endpoint {
+	return Endpoint{Name: n.Name, Kind: KindContainer, IP: n.IP, Echo: true,
+		Agent: remote.DockerExec{API: api, Container: n.Object}}
+}
+
+// VM is the endpoint of a lab VM, reached over SSH to its lab address as user vagrant with
+// key (Vagrant's insecure key when empty). Close releases its connection.
+func VM(n topology.Node, key string) Endpoint {
+	return Endpoint{Name: n.Name, Kind: KindVM, IP: n.IP, Echo: true,
+		Agent: &remote.SSH{Addr: n.IP.String(), KeyPath: key}}
+}
+
+// Gateway is the host itself on the lab bridge's address. Its probes run the agent binary at
+// agentPath in the caller's network namespace, and Run serves the echo on the gateway address
+// while it runs (the host runs no `probe serve` of its own).
+func Gateway(p *topology.Plan, agentPath string) Endpoint {
+	local := remote.Local{Path: agentPath}
+	return Endpoint{Name: GatewayName, Kind: KindHost, IP: p.Gateway, Echo: true,
+		Agent: hostAgent{local}, Serve: local}
+}
+
+// hostAgent runs commands on the host, through busybox when the host lacks the command
+// itself: a minimal Debian host has no ping, and busybox-static is a dependency of the lab.
+type hostAgent struct{ remote.Local }
+
+// Exec implements remote.Execer.
+func (h hostAgent) Exec(ctx context.Context, argv ...string) ([]byte, error) {
+	if len(argv) > 0 {
+		if _, err := exec.LookPath(argv[0]); err != nil {
+			if _, berr := exec.LookPath("busybox"); berr == nil {
+				argv = append([]string{"busybox"}, argv...)
+			}
+		}
+	}
+	return h.Local.Exec(ctx, argv...)
+}
+
+// EndpointOptions select what FromPlan includes.
+type EndpointOptions struct {
+	// Docker execs into containers; nil leaves containers out.
+	Docker remote.ExecAPI
+	// VMs includes the plan's VMs, over SSH with SSHKey (default Vagrant's insecure key).
+	VMs    bool
+	SSHKey string
+	// HostAgent is the agent binary for the gateway endpoint; "" leaves the host out.
+	HostAgent string
+}
+
+// FromPlan returns the endpoints of the plan's nodes in plan order, then the gateway.
+func FromPlan(p *topology.Plan, o EndpointOptions) []Endpoint {
+	var out []Endpoint
+	for _, n := range p.Nodes {
+		switch {
+		case n.Kind == topology.KindVM && o.VMs:
+			out = append(out, VM(n, o.SSHKey))
+		case n.Kind == topology.KindContainer && o.Docker != nil:
+			out = append(out, Container(o.Docker, n))
+		}
+	}
+	if o.HostAgent != "" {
+		out = append(out, Gateway(p, o.HostAgent))
+	}
+	return out
+}
+
+// Close releases what the endpoints hold open (SSH connections to VMs).
+func Close(eps []Endpoint) error {
+	var errs []error
+	for _, e := range eps {
+		if s, ok := e.Agent.(*remote.SSH); ok {
+			errs = append(errs, s.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
