@@ -11,41 +11,50 @@ UNIT_PKGS = $$($(GO) list ./... | grep -v /suites/)
 NAME ?=
 KEEP ?=
 
-.PHONY: help test unit suites e2e lab down status plan doctor graph check box latency \
+.PHONY: help test unit suites e2e lab down status plan doctor graph check box latency latency-floor \
 	create-hybrid-network hybrid-base hybrid-docker bench bench-updown deps
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
 
-test: ## unit tests; as root also installs deps, starts daemons, runs the lab suites
-	@$(MAKE) --no-print-directory unit
+test: ## as root: install deps, start daemons, unit + kernel tests, every lab suite; else unit only
 ifeq ($(ROOT),yes)
 	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory suites
 else
-	@echo "make test: not root, so the root-level suites (bridge, nftables, Docker, VMs) were skipped"
+	@$(MAKE) --no-print-directory unit
+	@echo "make test: not root, so the kernel tests and lab suites (bridge, nftables, Docker, VMs) were skipped"
 endif
 
-unit: ## go vet + unit tests (no root needed; kernel tests skip without root)
+unit: ## go vet + package tests (-short: VM boots are left to the suites; kernel tests need root)
 	$(GO) vet ./...
-	$(GO) test -count=1 $(UNIT_PKGS)
+	$(GO) test -short -count=1 $(UNIT_PKGS)
 
 deps: ## install missing Debian packages and start dockerd/libvirtd (root)
-	$(SETUP) deps --vms
+	$(SETUP) deps --vms --bench
 
-suites: ## Ginkgo suites (root): provisioner, feasibility, connectivity, DNS; JUnit in reports/out
+# The provisioner suite brings the default lab up and down itself, so it runs
+# first; the other suites then share one lab (HYBRIDLAB_REUSE=1), which is
+# taken down at the end whatever they found.
+suites: ## Ginkgo suites (root) minus perf; JUnit and index.html in reports/out
 	@mkdir -p $(OUT)
-	$(GINKGO) -r --keep-going --label-filter='$(TEST_LABELS)' --timeout=80m \
-		--junit-report=junit.xml --output-dir=$(OUT) ./suites
+	$(GINKGO) --label-filter='$(TEST_LABELS)' --timeout=30m \
+		--junit-report=provision.xml --output-dir=$(OUT) ./suites/provision
+	$(SETUP) up
+	HYBRIDLAB_REUSE=1 $(GINKGO) -r --keep-going --label-filter='$(TEST_LABELS)' --timeout=60m \
+		--skip-package=provision,latency --junit-report=suites.xml --output-dir=$(OUT) ./suites; \
+	rc=$$?; $(SETUP) report -o $(OUT); $(SETUP) down; exit $$rc
 
-e2e: ## deps, box, lab up, every suite with JUnit in reports/out, lab down (KEEP=1 keeps it)
+e2e: ## deps, box, lab up, every suite incl. latency, index.html in reports/out, down (KEEP=1 keeps it)
 	@mkdir -p $(OUT)
-	$(SETUP) deps --vms
+	$(SETUP) deps --vms --bench
+	$(GINKGO) --junit-report=provision.xml --output-dir=$(OUT) ./suites/provision
 	$(SETUP) box
 	$(SETUP) up
-	HYBRIDLAB_REUSE=1 $(GINKGO) -r --keep-going --timeout=120m \
-		--junit-report=junit.xml --output-dir=$(OUT) ./suites; rc=$$?; \
-	if [ -z "$(KEEP)" ]; then $(SETUP) down; fi; exit $$rc
+	HYBRIDLAB_REUSE=1 $(GINKGO) -r --keep-going --timeout=120m --skip-package=provision \
+		--junit-report=suites.xml --output-dir=$(OUT) ./suites; rc=$$?; \
+	$(SETUP) report -o $(OUT); if [ -z "$(KEEP)" ]; then $(SETUP) down; fi; exit $$rc
 
 lab: ## go run ./setup up (the default lab, VMs included)
 	$(SETUP) up
@@ -82,13 +91,16 @@ graph: ## draw the lab to reports/out/topology.svg
 box: ## build the offline Vagrant box (cached)
 	$(SETUP) box
 
-latency: ## the latency suite alone (ginkgo -focus=latency)
+latency: ## the latency suite alone (ginkgo -focus=latency): reports/out/latency.{json,html}
 	@mkdir -p $(OUT)
-	$(GINKGO) -r --focus=latency --label-filter=perf --junit-report=latency-junit.xml \
-		--output-dir=$(OUT) ./suites
+	$(GINKGO) --focus=latency --junit-report=latency-junit.xml --output-dir=$(OUT) ./suites/latency
+	$(SETUP) report -o $(OUT)
 
-bench: ## Go benchmarks (probe hot loop, plan)
-	$(GO) test -run='^$$' -bench=. -benchmem ./probes/... ./topology/...
+latency-floor: ## loopback and veth floor only, no lab: reports/out/latency.{json,html}
+	$(GO) run ./bench/cmd/latency -o $(OUT)
+
+bench: ## Go benchmarks (probe hot loop, histograms, plan, bench statistics)
+	$(GO) test -run='^$$' -bench=. -benchmem ./probes/... ./topology/... ./bench/...
 
 bench-updown: ## time up/down of the network half over RUNS runs (default 5); add VMS=1 for VMs
 	$(GO) run ./bench/cmd/updown -runs $${RUNS:-5} $(if $(VMS),-vms)

@@ -15,6 +15,7 @@ const (
 	KindContainer = topology.KindContainer
 	KindVM        = topology.KindVM
 	KindHost      = "host"
+	KindNetns     = "netns"
 )
 
 // GatewayName is the name of the host's endpoint on the lab bridge.
@@ -65,12 +66,22 @@ func VM(n topology.Node, key string) Endpoint {
 func Gateway(p *topology.Plan, agentPath string) Endpoint {
 	local := remote.Local{Path: agentPath}
 	return Endpoint{Name: GatewayName, Kind: KindHost, IP: p.Gateway, Echo: true,
-		Agent: hostAgent{local}, Serve: local}
+		Agent: hostAgent{Agent: local}, Serve: local}
 }
 
-// hostAgent runs commands on the host, through busybox when the host lacks the command
-// itself: a minimal Debian host has no ping, and busybox-static is a dependency of the lab.
-type hostAgent struct{ remote.Local }
+// Namespace is a network namespace with a port on the lab bridge at ip (made by the caller,
+// e.g. `ip netns add` and a veth into the bridge). Its probes run the host's agent binary at
+// agentPath inside the namespace, and Run serves the echo there while it runs.
+func Namespace(name, netns string, ip netip.Addr, agentPath string) Endpoint {
+	ns := remote.Netns{Name: netns, Path: agentPath}
+	return Endpoint{Name: name, Kind: KindNetns, IP: ip, Echo: true,
+		Agent: hostAgent{Agent: ns}, Serve: ns}
+}
+
+// hostAgent runs host binaries (on the host or in one of its namespaces), through busybox
+// when the host lacks the command itself: a minimal Debian host has no ping, and
+// busybox-static is a dependency of the lab.
+type hostAgent struct{ Agent }
 
 // Exec implements remote.Execer.
 func (h hostAgent) Exec(ctx context.Context, argv ...string) ([]byte, error) {
@@ -81,7 +92,7 @@ func (h hostAgent) Exec(ctx context.Context, argv ...string) ([]byte, error) {
 			}
 		}
 	}
-	return h.Local.Exec(ctx, argv...)
+	return h.Agent.Exec(ctx, argv...)
 }
 
 // EndpointOptions select what FromPlan includes.

@@ -35,6 +35,13 @@ type RRConfig struct {
 	Interval time.Duration
 	Warmup   int           // unrecorded requests sent first
 	Timeout  time.Duration // per request and for the dial (default 1s)
+	// BusyPoll waits for replies by spinning on non-blocking reads instead of sleeping in the
+	// kernel. It keeps one CPU busy for the whole run and is Linux-only.
+	BusyPoll bool
+
+	// poller makes the run wait through the runtime's network poller even where blocking
+	// system calls are available (tests compare both).
+	poller bool
 }
 
 // RRResult is the outcome of RunRR. Latencies are in microseconds; Samples counts recorded
@@ -49,6 +56,7 @@ type RRResult struct {
 	ErrorKinds  map[ErrorKind]int64 `json:"error_kinds,omitempty"`
 	Discarded   int64               `json:"discarded"` // late or out-of-order UDP replies
 	Reconnects  int64               `json:"reconnects"`
+	BusyPoll    bool                `json:"busy_poll,omitempty"`
 	DurationS   float64             `json:"duration_s"`
 	IntervalUs  float64             `json:"interval_us"`
 	CoCorrected bool                `json:"co_corrected"`
@@ -93,6 +101,7 @@ func (cfg *RRConfig) normalize() error {
 // invalid or the first dial fails; request failures are counted in the result. When ctx is
 // cancelled it returns the partial result together with ctx's error.
 func RunRR(ctx context.Context, cfg RRConfig) (RRResult, error) {
+	cfg.poller = cfg.poller || expPoller
 	if err := cfg.normalize(); err != nil {
 		return RRResult{}, fmt.Errorf("rr %s: %w", cfg.Target, err)
 	}
@@ -102,12 +111,14 @@ func RunRR(ctx context.Context, cfg RRConfig) (RRResult, error) {
 	}
 	defer func() { c.Close() }()
 	res := RRResult{Target: cfg.Target, Proto: cfg.Proto, Size: cfg.Size,
-		IntervalUs: float64(cfg.Interval) / 1e3, CoCorrected: cfg.Interval > 0}
+		IntervalUs: float64(cfg.Interval) / 1e3, CoCorrected: cfg.Interval > 0,
+		BusyPoll: cfg.BusyPoll}
 	h := NewHistogram()
 	r := &rrRun{cfg: cfg, c: c, h: h, res: &res}
 	// Cancellation must also interrupt a request blocked in read.
 	stop := context.AfterFunc(ctx, r.interrupt)
 	defer stop()
+	defer expBegin()()
 	if err := r.warmup(ctx); err != nil {
 		return res, err
 	}
@@ -237,16 +248,33 @@ const concurrentWriteMin = 64 << 10
 
 // rrConn is one request-response connection. roundTrip does not allocate.
 type rrConn struct {
-	conn      net.Conn
+	io        rrIO
 	udp       bool
 	wbuf      []byte
 	rbuf      []byte
 	timeout   time.Duration
 	seq       uint64
 	discarded int64
-	// wreq and wdone drive the writer goroutine of large TCP requests (nil otherwise).
-	wreq  chan struct{}
-	wdone chan error
+	// wreq and wdone drive the writer goroutine of large TCP requests (nil otherwise);
+	// writing is true while a request handed to it has not been confirmed on wdone.
+	wreq    chan struct{}
+	wdone   chan error
+	writing bool
+}
+
+// rrIO is the socket layer under rrConn. On Linux it makes blocking system calls on the
+// socket (sockIO); elsewhere, or when asked, it goes through the runtime's poller (pollIO).
+type rrIO interface {
+	// begin starts a request that must be answered by deadline.
+	begin(deadline time.Time) error
+	// write sends all of b.
+	write(b []byte) error
+	// read returns at least one byte, or an error (io.EOF at the end of a stream); a UDP
+	// read may return an empty datagram.
+	read(b []byte) (int, error)
+	// interrupt makes blocked and later calls fail; it may run on any goroutine.
+	interrupt()
+	Close() error
 }
 
 func dialRR(ctx context.Context, cfg RRConfig) (*rrConn, error) {
@@ -255,7 +283,12 @@ func dialRR(ctx context.Context, cfg RRConfig) (*rrConn, error) {
 	if err != nil {
 		return nil, err // net.OpError names the action and the address
 	}
-	c := &rrConn{conn: conn, udp: cfg.Proto == "udp", timeout: cfg.Timeout,
+	rio, err := newRRIO(conn, cfg)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("%s connection to %s: %w", cfg.Proto, cfg.Target, err)
+	}
+	c := &rrConn{io: rio, udp: cfg.Proto == "udp", timeout: cfg.Timeout,
 		wbuf: make([]byte, cfg.Size), rbuf: make([]byte, cfg.Size+1)}
 	for i := range c.wbuf {
 		c.wbuf[i] = byte('a' + i%26)
@@ -268,25 +301,29 @@ func dialRR(ctx context.Context, cfg RRConfig) (*rrConn, error) {
 
 func (c *rrConn) startWriter() {
 	c.wreq, c.wdone = make(chan struct{}), make(chan error, 1)
-	go func(conn net.Conn, buf []byte, req <-chan struct{}, done chan<- error) {
+	go func(rio rrIO, buf []byte, req <-chan struct{}, done chan<- error) {
 		for range req {
-			_, err := conn.Write(buf)
-			done <- err
+			done <- rio.write(buf)
 		}
-	}(c.conn, c.wbuf, c.wreq, c.wdone)
+	}(c.io, c.wbuf, c.wreq, c.wdone)
 }
 
-// Close closes the connection and stops its writer goroutine. It is idempotent.
+// Close closes the connection and stops its writer goroutine, first unblocking a write still
+// in flight. It is idempotent.
 func (c *rrConn) Close() error {
-	err := c.conn.Close()
+	if c.writing {
+		c.io.interrupt()
+		<-c.wdone
+		c.writing = false
+	}
 	if c.wreq != nil {
 		close(c.wreq)
 		c.wreq = nil
 	}
-	return err
+	return c.io.Close()
 }
 
-func (c *rrConn) interrupt() { _ = c.conn.SetDeadline(time.Unix(1, 0)) }
+func (c *rrConn) interrupt() { c.io.interrupt() }
 
 // roundTrip sends one request and waits for its full echo, returning the round-trip time.
 func (c *rrConn) roundTrip() (time.Duration, error) {
@@ -295,13 +332,13 @@ func (c *rrConn) roundTrip() (time.Duration, error) {
 		binary.BigEndian.PutUint64(c.wbuf, c.seq)
 	}
 	start := time.Now()
-	if err := c.conn.SetDeadline(start.Add(c.timeout)); err != nil {
+	if err := c.io.begin(start.Add(c.timeout)); err != nil {
 		return 0, err
 	}
 	if c.wreq != nil {
 		return c.concurrentRoundTrip(start)
 	}
-	if _, err := c.conn.Write(c.wbuf); err != nil {
+	if err := c.io.write(c.wbuf); err != nil {
 		return 0, err
 	}
 	var err error
@@ -315,19 +352,22 @@ func (c *rrConn) roundTrip() (time.Duration, error) {
 
 func (c *rrConn) concurrentRoundTrip(start time.Time) (time.Duration, error) {
 	c.wreq <- struct{}{}
+	c.writing = true
 	rerr := c.readTCP()
 	rtt := time.Since(start)
 	if rerr != nil {
 		// The writer may still be blocked; the caller closes the connection, which frees it.
 		return rtt, rerr
 	}
-	return rtt, <-c.wdone
+	werr := <-c.wdone
+	c.writing = false
+	return rtt, werr
 }
 
 func (c *rrConn) readTCP() error {
 	want := len(c.wbuf)
 	for got := 0; got < want; {
-		n, err := c.conn.Read(c.rbuf[got:want])
+		n, err := c.io.read(c.rbuf[got:want])
 		got += n
 		if err != nil {
 			return err
@@ -340,7 +380,7 @@ func (c *rrConn) readTCP() error {
 // (late or reordered) are discarded.
 func (c *rrConn) readUDP() error {
 	for {
-		n, err := c.conn.Read(c.rbuf)
+		n, err := c.io.read(c.rbuf)
 		if err != nil {
 			return err
 		}

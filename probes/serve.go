@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,6 +23,10 @@ type ServeConfig struct {
 	CallTimeout time.Duration
 	// Hostname is reported by the HTTP / endpoint (default os.Hostname).
 	Hostname string
+
+	// poller serves the echoes through the runtime's network poller even where blocking
+	// system calls are available (tests compare both).
+	poller bool
 }
 
 // DefaultServeConfig is what `probe serve` listens on without flags.
@@ -50,9 +55,11 @@ type Server struct {
 	httpL net.Listener
 
 	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
+	conns  map[any]func() // live connections and what stops each
 	closed bool
 	wg     sync.WaitGroup
+	// blocking counts TCP echo connections served with blocking calls, each holding a thread.
+	blocking atomic.Int32
 }
 
 // Start binds every configured listener in the caller's network namespace and serves them in
@@ -61,7 +68,8 @@ func Start(cfg ServeConfig) (*Server, error) {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 2 * time.Second
 	}
-	s := &Server{cfg: cfg, conns: map[net.Conn]struct{}{}}
+	cfg.poller = cfg.poller || expPoller
+	s := &Server{cfg: cfg, conns: map[any]func(){}}
 	if err := s.listen(); err != nil {
 		s.Close()
 		return nil, err
@@ -119,13 +127,13 @@ func (s *Server) listen() error {
 
 func (s *Server) run() {
 	if s.tcp != nil {
-		s.goServe(func() { s.acceptLoop(s.tcp, echoTCP) })
+		s.goServe(func() { s.acceptLoop(s.tcp, s.echoTCP) })
 	}
 	if s.sink != nil {
 		s.goServe(func() { s.acceptLoop(s.sink, sinkTCP) })
 	}
 	if s.udp != nil {
-		s.goServe(func() { echoUDP(s.udp) })
+		s.startUDPEcho()
 	}
 	if s.httpL != nil {
 		s.http = newHTTPServer(s.cfg)
@@ -147,31 +155,34 @@ func (s *Server) acceptLoop(l net.Listener, handle func(net.Conn)) {
 		if err != nil {
 			return
 		}
-		if !s.track(c, true) {
+		if !s.track(c, func() { c.Close() }) {
 			c.Close()
 			return
 		}
 		s.goServe(func() {
-			defer s.track(c, false)
+			defer s.untrack(c)
 			defer c.Close()
 			handle(c)
 		})
 	}
 }
 
-// track adds or removes a live connection; it reports false once the server is closed.
-func (s *Server) track(c net.Conn, add bool) bool {
+// track registers (or replaces) stop as what Close calls to end the live connection key; it
+// reports false once the server is closed.
+func (s *Server) track(key any, stop func()) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !add {
-		delete(s.conns, c)
-		return true
-	}
 	if s.closed {
 		return false
 	}
-	s.conns[c] = struct{}{}
+	s.conns[key] = stop
 	return true
+}
+
+func (s *Server) untrack(key any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, key)
 }
 
 // Close stops all listeners, closes open connections and waits for handlers to return.
@@ -183,8 +194,8 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
-	for c := range s.conns {
-		c.Close()
+	for _, stop := range s.conns {
+		stop()
 	}
 	s.mu.Unlock()
 
@@ -197,7 +208,7 @@ func (s *Server) Close() error {
 		}
 	}
 	if s.udp != nil {
-		s.udp.Close()
+		s.udp.Close() // already closed if a blocking echo took it over
 	}
 	if s.http != nil {
 		s.http.Close()
@@ -206,12 +217,9 @@ func (s *Server) Close() error {
 	return errors.Join(errs...)
 }
 
-// echoTCP writes back every byte it reads, preserving lengths, until the peer closes.
+// echoTCPPoll writes back every byte it reads, preserving lengths, until the peer closes.
 // It reuses one buffer, so a request-response exchange allocates nothing.
-func echoTCP(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
+func echoTCPPoll(c net.Conn) {
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := c.Read(buf)
@@ -246,9 +254,9 @@ func sinkTCP(c net.Conn) {
 	_, _ = c.Write(out[:])
 }
 
-// echoUDP returns every datagram to its sender until the socket is closed. The AddrPort
+// echoUDPPoll returns every datagram to its sender until the socket is closed. The AddrPort
 // variants keep it allocation-free.
-func echoUDP(c *net.UDPConn) {
+func echoUDPPoll(c *net.UDPConn) {
 	buf := make([]byte, 64<<10)
 	for {
 		n, from, err := c.ReadFromUDPAddrPort(buf)

@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"hybridlab/provision/deps"
@@ -14,16 +15,15 @@ type DepsResult struct {
 	Daemons   []deps.Daemon `json:"daemons"`
 }
 
-// EnsureDeps installs the Debian packages the lab needs (with vms, those
-// of the VM half too) when Install is set, and starts dockerd — and with
-// vms virtlogd and libvirtd — when they are not running. Without Install,
-// a missing package is an error listing them all and the command.
-func EnsureDeps(ctx context.Context, vms bool, opts Options) (DepsResult, error) {
+// EnsureDeps installs the Debian packages of the capabilities (the network
+// half is always included) when Install is set, and starts dockerd — and,
+// with deps.VMs, virtlogd and libvirtd — when they are not running.
+// Without Install, a missing package is an error listing them all and the
+// command to install them.
+func EnsureDeps(ctx context.Context, caps []deps.Capability, opts Options) (DepsResult, error) {
 	var res DepsResult
-	caps := []deps.Capability{deps.Network}
-	if vms {
-		caps = append(caps, deps.VMs)
-	}
+	caps = append([]deps.Capability{deps.Network}, caps...)
+	vms := slices.Contains(caps, deps.VMs)
 	pkgs := deps.Packages(caps...)
 	missing, err := deps.Missing(ctx, pkgs)
 	if err != nil {
@@ -63,7 +63,11 @@ func EnsureDeps(ctx context.Context, vms bool, opts Options) (DepsResult, error)
 
 func (u *upRun) deps(ctx context.Context) error {
 	wantVMs := u.opts.VMs && len(u.plan.VMs()) > 0
-	res, err := EnsureDeps(ctx, wantVMs, *u.opts)
+	var caps []deps.Capability
+	if wantVMs {
+		caps = append(caps, deps.VMs)
+	}
+	res, err := EnsureDeps(ctx, caps, *u.opts)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,8 @@ package provision
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	"github.com/docker/docker/client"
 
@@ -126,4 +128,29 @@ func (s *LabStatus) readVMs(p *topology.Plan) {
 			s.Nodes[n.Name] = live
 		}
 	}
+}
+
+// LedgerProblems compares the running lab with the plan's ledger: each
+// node must run with exactly its planned address and MAC, and every VM's
+// lease must match its reservation. It returns how many nodes it checked
+// and one line per problem.
+func (s *LabStatus) LedgerProblems() (checked int, problems []string) {
+	for _, n := range s.Plan.Nodes {
+		checked++
+		live, ok := s.Nodes[n.Name]
+		switch {
+		case !ok || !live.Running:
+			problems = append(problems, fmt.Sprintf("%s %s is not running", n.Kind, n.Name))
+		case live.IP != "" && live.IP != n.IP.String():
+			problems = append(problems, fmt.Sprintf("%s %s has %s, the plan says %s",
+				n.Kind, n.Name, live.IP, n.IP))
+		case live.MAC != "" && !strings.EqualFold(live.MAC, n.MAC):
+			problems = append(problems, fmt.Sprintf("%s %s has mac %s, the plan says %s",
+				n.Kind, n.Name, live.MAC, n.MAC))
+		}
+	}
+	for _, m := range s.Drift {
+		problems = append(problems, "lease drift: "+m.String())
+	}
+	return checked, problems
 }

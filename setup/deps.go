@@ -13,7 +13,7 @@ import (
 )
 
 func newDepsCmd(g *globals) *cobra.Command {
-	var vms, check bool
+	var vms, bench, check bool
 	cmd := &cobra.Command{
 		Use:   "deps",
 		Short: "Install missing Debian packages and start dockerd (and libvirtd with --vms)",
@@ -28,6 +28,9 @@ logs in /var/log/hybridlab. --check only lists what is missing.`,
 			caps := []deps.Capability{deps.Network}
 			if vms {
 				caps = append(caps, deps.VMs)
+			}
+			if bench {
+				caps = append(caps, deps.Bench, deps.Observer)
 			}
 			if check {
 				missing, err := deps.Missing(cmd.Context(), deps.Packages(caps...))
@@ -46,7 +49,7 @@ logs in /var/log/hybridlab. --check only lists what is missing.`,
 				return errors.New("deps installs packages and starts daemons and needs root; " +
 					"'setup deps --check' lists what is missing")
 			}
-			res, err := provision.EnsureDeps(cmd.Context(), vms, provision.Options{
+			res, err := provision.EnsureDeps(cmd.Context(), caps, provision.Options{
 				Install:  true,
 				Progress: printProgress(os.Stderr),
 				Output:   prefixWriter(os.Stderr, "    | "),
@@ -68,6 +71,7 @@ logs in /var/log/hybridlab. --check only lists what is missing.`,
 		},
 	}
 	cmd.Flags().BoolVar(&vms, "vms", false, "also what VMs need: libvirt, QEMU, Vagrant, mmdebstrap")
+	cmd.Flags().BoolVar(&bench, "bench", false, "also sockperf, iperf3 and tcpdump for the latency suite")
 	cmd.Flags().BoolVar(&check, "check", false, "only list missing packages; install nothing")
 	return cmd
 }

@@ -82,6 +82,7 @@ Commands that change the host need root.`,
 		newBoxCmd(g),
 		newAddVMCmd(g),
 		newDNSSyncCmd(),
+		newReportCmd(g),
 	)
 	return root
 }

@@ -120,7 +120,10 @@ func printDNSStatus(w io.Writer, st *provision.LabStatus) {
 			l.Expiry.Format("15:04:05"))
 	}
 	for _, m := range st.Drift {
-		fmt.Fprintf(w, "  DRIFT %s\n", m)
+		// A VM that is not up (up --vms=false) has no lease by design.
+		if _, up := st.Nodes[m.Node]; up {
+			fmt.Fprintf(w, "  DRIFT %s\n", m)
+		}
 	}
 }
 

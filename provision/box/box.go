@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"hybridlab/provision/vagrant"
@@ -88,6 +89,11 @@ func Build(ctx context.Context, opts Options) (*Box, error) {
 		return nil, err
 	}
 	dir := filepath.Join(opts.CacheDir, key[:16])
+	unlock, err := lockCache(opts.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	b, err := readRecord(dir)
 	if err != nil || opts.Rebuild {
 		b, err = build(ctx, opts, c, key, dir)
@@ -155,6 +161,23 @@ func writeRecord(b *Box) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(b.Dir, recordFile), append(data, '\n'), 0o644)
+}
+
+// lockCache serialises builds and box adds of every process on the host
+// (two labs coming up at once build the box once).
+func lockCache(dir string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create box cache %s: %w", dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock box cache: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock box cache: %w", err)
+	}
+	return func() { f.Close() }, nil
 }
 
 func progress(w io.Writer, format string, args ...any) {

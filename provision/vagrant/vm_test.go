@@ -107,7 +107,9 @@ func labBridge(t *testing.T, p *topology.Plan) {
 }
 
 // labDHCP starts a throwaway dnsmasq on the bridge only: DHCP with the
-// plan's reservations, no DNS (--port=0), no router option, no upstream.
+// plan's reservations, no router option, the gateway and lab domain
+// announced as DNS server and search domain but no DNS service itself
+// (--port=0) and no upstream.
 // It returns the lease file.
 func labDHCP(t *testing.T, p *topology.Plan) string {
 	t.Helper()
@@ -117,7 +119,8 @@ func labDHCP(t *testing.T, p *topology.Plan) string {
 	args := []string{"--conf-file=/dev/null", "--no-hosts", "--no-resolv", "--port=0",
 		"--interface=" + p.Bridge.Name, "--bind-interfaces", "--except-interface=lo",
 		"--dhcp-range=" + p.DHCP.First.String() + "," + p.DHCP.Last.String() + ",255.255.255.0,1h",
-		"--dhcp-option=3", "--dhcp-authoritative", "--dhcp-leasefile=" + leases,
+		"--dhcp-option=3", "--dhcp-option=6," + p.Gateway.String(),
+		"--dhcp-option=15," + p.Domain, "--dhcp-authoritative", "--dhcp-leasefile=" + leases,
 		"--pid-file=" + pidFile, "--log-facility=" + filepath.Join(dir, "dnsmasq.log")}
 	for _, n := range p.VMs() {
 		args = append(args, "--dhcp-host="+n.MAC+","+n.IP.String()+","+n.Name)
@@ -190,8 +193,11 @@ func setupLab(t *testing.T) *vmEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { virt.Close() })
+	// HYBRIDLAB_TB_SIZE compares TCG cache sizes (-1: QEMU's default).
+	tb, _ := strconv.Atoi(os.Getenv("HYBRIDLAB_TB_SIZE"))
 	cfg := vagrant.Config{Plan: p, Accel: dec.Accel, Box: b.Name, BoxVersion: b.Version,
-		StateDir: filepath.Join("/var/lib/hybridlab", p.Lab), IPv6: vagrant.HostIPv6()}
+		StateDir: filepath.Join("/var/lib/hybridlab", p.Lab), IPv6: vagrant.HostIPv6(),
+		TBSizeMiB: tb}
 	l := vagrant.New(cfg, virt)
 	t.Cleanup(func() {
 		if os.Getenv("HYBRIDLAB_KEEP_VMS") != "" {
@@ -204,6 +210,7 @@ func setupLab(t *testing.T) *vmEnv {
 		}
 		t.Logf("teardown took %s", time.Since(start))
 		assertGone(t, virt, p)
+		_ = os.Remove(cfg.StateDir) // only when empty: other packages may keep state there
 	})
 	return &vmEnv{plan: p, lab: l, virt: virt}
 }
@@ -299,7 +306,7 @@ func TestBaseVMOnLabBridge(t *testing.T) {
 	rss := qemuRSS(t, n.Object)
 	t.Logf("qemu RSS of %s (%d MiB guest, %s, emulator %s): %d MiB", n.Object, n.Memory, d.Type,
 		d.Emulator, rss)
-	if d.Type == "qemu" && rss > 600 {
+	if d.Type == "qemu" && rss > 600 && e.lab.Config().EmulatorPath() != "" {
 		t.Errorf("TCG VM uses %d MiB RSS, want <= 600", rss)
 	}
 	guest, err := e.lab.SSH(ctx, n, "hostname; cat /etc/machine-id; ip -4 route; "+
@@ -314,6 +321,36 @@ func TestBaseVMOnLabBridge(t *testing.T) {
 	if !strings.HasPrefix(guest, n.Name+"\n") {
 		t.Errorf("guest hostname is not %s", n.Name)
 	}
+	if !strings.Contains(guest, "nameserver "+e.plan.Gateway.String()) ||
+		!strings.Contains(guest, "search "+e.plan.Domain) {
+		t.Errorf("guest resolv.conf does not follow DHCP (nameserver %s, search %s)",
+			e.plan.Gateway, e.plan.Domain)
+	}
+}
+
+// TestProbeAgentServes needs a box built with the agent
+// (HYBRIDLAB_AGENT=path/to/probe) and checks its HTTP health endpoint
+// answers on the VM's lab address from the host.
+func TestProbeAgentServes(t *testing.T) {
+	if os.Getenv("HYBRIDLAB_AGENT") == "" {
+		t.Skip("set HYBRIDLAB_AGENT to the probe binary to test the agent in the box")
+	}
+	e := setupLab(t)
+	n := e.up(t, "base1")[0]
+	ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+	defer cancel()
+	url := "http://" + n.IP.String() + ":8080/healthz"
+	var body string
+	var err error
+	for ctx.Err() == nil {
+		if body, err = httpGet(ctx, url); err == nil {
+			break
+		}
+	}
+	if strings.TrimSpace(body) != "ok" {
+		t.Fatalf("GET %s: %q, %v", url, body, err)
+	}
+	t.Logf("GET %s from the host: %q", url, strings.TrimSpace(body))
 }
 
 func lastLine(s string) string {

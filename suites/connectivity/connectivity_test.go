@@ -28,6 +28,12 @@ var _ = Describe("the lab's container data plane", labels.Connectivity, labels.R
 			})
 		})
 
+		Context("with a namespace port on the bridge standing in for a VM", func() {
+			It("passes ICMP, TCP and UDP between it, every container and the gateway", func() {
+				expectMatrix(append(lab.Endpoints(false), lab.NamespacePort()))
+			})
+		})
+
 		Context("when a container is re-created at its planned address", func() {
 			It("answers its neighbours again at once, with the same MAC", func() {
 				target, from := pickContainers(lab.Plan)

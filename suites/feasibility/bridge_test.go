@@ -25,52 +25,17 @@ import (
 
 var _ = Describe("the bridge experiment: a VM and a container on one bridge",
 	labels.Feasibility, labels.Root, labels.Docker, labels.Libvirt, labels.VM, labels.Slow,
-	Serial, Ordered, func() {
-		var vm, ctr topology.Node
+	Serial, Ordered, ContinueOnFailure, func() {
+		var port, ctr matrix.Endpoint
 
 		BeforeAll(func() {
 			lab.Up(true)
 			lab.WaitVMs()
-			vm, ctr = lab.Plan.VMs()[0], lab.Plan.Containers()[0]
+			port = lab.Endpoint(lab.Plan.VMs()[0])
+			ctr = lab.Endpoint(lab.Plan.Containers()[0])
 		})
 
-		It("passes ping and TCP from the VM to the container and back", func() {
-			for _, pair := range [][2]topology.Node{{vm, ctr}, {ctr, vm}} {
-				from, to := pair[0], pair[1]
-				By(fmt.Sprintf("pinging %s (%s) from %s", to.Name, to.IP, from.Name))
-				expectPing(from, to)
-
-				target := net.JoinHostPort(to.IP.String(), fmt.Sprint(matrix.EchoTCPPort))
-				By(fmt.Sprintf("connecting to %s's echo at %s from %s", to.Name, target, from.Name))
-				res, err := remote.Connect(context.Background(), lab.Agent(from),
-					probes.ConnectConfig{Target: target})
-				Expect(err).NotTo(HaveOccurred())
-				Expect(res.OK).To(BeTrue(), "%s -> %s tcp: %s (%s)\n%s", from.Name, target,
-					res.Error, res.Kind, labctl.ForwardReport(lab.Plan))
-			}
-		})
-
-		It("counts VM-container pings on the lab's DOCKER-USER accept while FORWARD drops", func() {
-			By("reading the FORWARD policy")
-			report := labctl.ForwardReport(lab.Plan)
-			if !strings.Contains(report, "FORWARD policy: DROP") {
-				Skip("FORWARD accepts on this host, so the lab's accept is not needed (B01 " +
-					"does not apply)\n" + report)
-			}
-			before, found := labctl.DockerUserAccepts(lab.Plan)
-			Expect(found).To(BeTrue(), "no lab accept in DOCKER-USER\n%s", report)
-
-			By(fmt.Sprintf("pinging %s from %s 5 times", ctr.Name, vm.Name))
-			res, err := remote.Ping(context.Background(), lab.Agent(vm), ctr.IP.String(), 5)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(res.Received).To(Equal(5), "%s -> %s\n%s", vm.Name, ctr.Name,
-				labctl.ForwardReport(lab.Plan))
-
-			By("finding the accept rule's counter risen by the requests and the replies")
-			after, _ := labctl.DockerUserAccepts(lab.Plan)
-			Expect(after-before).To(BeNumerically(">=", 10),
-				"counter went from %d to %d\n%s", before, after, labctl.ForwardReport(lab.Plan))
-		})
+		bridgeExperiment(&port, &ctr)
 
 		It("hangs every VM's lab NIC off the lab bridge", func() {
 			virt, err := libvirt.Dial(provision.LibvirtSocket)
@@ -105,8 +70,63 @@ var _ = Describe("the bridge experiment: a VM and a container on one bridge",
 		})
 	})
 
-func expectPing(from, to topology.Node) {
-	res, err := remote.Ping(context.Background(), lab.Agent(from), to.IP.String(), 3)
+var _ = Describe("the bridge experiment: a namespace port and a container on one bridge",
+	labels.Feasibility, labels.Root, labels.Docker, Serial, Ordered, ContinueOnFailure, func() {
+		var port, ctr matrix.Endpoint
+
+		BeforeAll(func() {
+			lab.Up(false)
+			port = lab.NamespacePort()
+			ctr = lab.Endpoint(lab.Plan.Containers()[0])
+		})
+
+		bridgeExperiment(&port, &ctr)
+	})
+
+// bridgeExperiment declares the specs every non-Docker port on the lab bridge must pass
+// with a container: *port is a VM or a namespace standing in for one, set by BeforeAll.
+func bridgeExperiment(port, ctr *matrix.Endpoint) {
+	It("passes ping and TCP from the port to the container and back", func() {
+		for _, pair := range [][2]*matrix.Endpoint{{port, ctr}, {ctr, port}} {
+			from, to := *pair[0], *pair[1]
+			By(fmt.Sprintf("pinging %s (%s) from %s", to.Name, to.IP, from.Name))
+			expectPing(from, to)
+
+			target := net.JoinHostPort(to.IP.String(), fmt.Sprint(matrix.EchoTCPPort))
+			By(fmt.Sprintf("connecting to %s's echo at %s from %s", to.Name, target, from.Name))
+			res, err := remote.Connect(context.Background(), from.Agent,
+				probes.ConnectConfig{Target: target})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(res.OK).To(BeTrue(), "%s -> %s tcp: %s (%s)\n%s", from.Name, target,
+				res.Error, res.Kind, labctl.ForwardReport(lab.Plan))
+		}
+	})
+
+	It("counts its pings on the lab's DOCKER-USER accept while FORWARD drops", func() {
+		By("reading the FORWARD policy")
+		report := labctl.ForwardReport(lab.Plan)
+		if !strings.Contains(report, "FORWARD policy: DROP") {
+			Skip("FORWARD accepts on this host, so the lab's accept is not needed (B01 " +
+				"does not apply)\n" + report)
+		}
+		before, found := labctl.DockerUserAccepts(lab.Plan)
+		Expect(found).To(BeTrue(), "no lab accept in DOCKER-USER\n%s", report)
+
+		By(fmt.Sprintf("pinging %s from %s 5 times", ctr.Name, port.Name))
+		res, err := remote.Ping(context.Background(), port.Agent, ctr.IP.String(), 5)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Received).To(Equal(5), "%s -> %s\n%s", port.Name, ctr.Name,
+			labctl.ForwardReport(lab.Plan))
+
+		By("finding the accept rule's counter risen by the requests and the replies")
+		after, _ := labctl.DockerUserAccepts(lab.Plan)
+		Expect(after-before).To(BeNumerically(">=", 10),
+			"counter went from %d to %d\n%s", before, after, labctl.ForwardReport(lab.Plan))
+	})
+}
+
+func expectPing(from, to matrix.Endpoint) {
+	res, err := remote.Ping(context.Background(), from.Agent, to.IP.String(), 3)
 	Expect(err).NotTo(HaveOccurred())
 	if res.Received == 0 {
 		Fail(fmt.Sprintf("%s -> %s (%s): %d of %d echo replies\n%s%s", from.Name, to.Name,
@@ -117,12 +137,13 @@ func expectPing(from, to topology.Node) {
 
 // neighbour shows from's neighbour entry for to: a resolved entry with a failed ping means
 // the firewall, not L2, drops the traffic (fault B02).
-func neighbour(from, to topology.Node) string {
-	out, err := lab.Agent(from).Exec(context.Background(), "ip", "neigh", "show", to.IP.String())
+func neighbour(from, to matrix.Endpoint) string {
+	out, err := from.Agent.Exec(context.Background(), "ip", "neigh", "show", to.IP.String())
 	if err != nil {
 		return fmt.Sprintf("%s: ip neigh: %v\n", from.Name, err)
 	}
-	return fmt.Sprintf("%s neighbour entry: %s\n", from.Name, strings.TrimSpace(string(out)))
+	return fmt.Sprintf("%s neighbour entry for %s: %s\n", from.Name, to.IP,
+		strings.TrimSpace(string(out)))
 }
 
 func labNIC(doms []libvirt.Domain, n topology.Node) string {

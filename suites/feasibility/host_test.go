@@ -74,7 +74,9 @@ var _ = Describe("the host under the lab", labels.Feasibility, labels.Root, labe
 		It("keeps STP off and every bridge port forwarding", func() {
 			st, err := bridge.Inspect(lab.Plan.Bridge.Name)
 			Expect(err).NotTo(HaveOccurred())
-			Expect(st.STP).To(BeFalse(), "%s has STP on (fault B18)", st.Name)
+			Expect(st.STP).To(BeFalse(), "%s has STP on (fault B18): every new port waits "+
+				"2 x forward_delay (%s) before it forwards; `setup up` turns STP off", st.Name,
+				st.ForwardDelay)
 			Expect(st.Ports).NotTo(BeEmpty())
 			for _, p := range st.Ports {
 				Expect(p.State).To(Equal(bridge.PortForwarding), "port %s (%s) of %s is %s",
@@ -97,7 +99,8 @@ var _ = Describe("the host under the lab", labels.Feasibility, labels.Root, labe
 			By("waiting for its bridge port to forward (STP off: no listening/learning delay)")
 			start := time.Now()
 			Expect(bridge.WaitPortsForwarding(lab.Plan.Bridge.Name, labctl.PortForwarding)).
-				To(Succeed(), "fault B18")
+				To(Succeed(), "a new port of %s does not forward at once (fault B18)",
+					lab.Plan.Bridge.Name)
 			AddReportEntry("bridge port forwarding after docker run returned", time.Since(start))
 			expectBridgeAsBefore(before, "container create")
 

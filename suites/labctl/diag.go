@@ -25,7 +25,15 @@ func ForwardReport(p *topology.Plan) string {
 	fmt.Fprintf(&b, "  %s nf_call_iptables = %s\n", p.Bridge.Name,
 		readTrim("/sys/class/net/"+p.Bridge.Name+"/bridge/nf_call_iptables"))
 	fmt.Fprintf(&b, "  iptables FORWARD policy: %s\n", forwardPolicy())
+	if pkts, ok := DockerUserAccepts(p); ok {
+		fmt.Fprintf(&b, "  lab accept for %s in DOCKER-USER: present (%d packets)\n",
+			p.Bridge.Name, pkts)
+	} else {
+		fmt.Fprintf(&b, "  lab accept for %s in DOCKER-USER: MISSING\n", p.Bridge.Name)
+	}
 	fmt.Fprintf(&b, "  iptables -vS DOCKER-USER:\n%s", indent(iptables("-vS", "DOCKER-USER")))
+	fmt.Fprintf(&b, "  iptables -vS FORWARD (rules naming %s):\n%s", p.Bridge.Name,
+		indent(grep(iptables("-vS", "FORWARD"), p.Bridge.Name)))
 	if st, err := guard.Status(p.Lab); err != nil {
 		fmt.Fprintf(&b, "  guard: %v\n", err)
 	} else {
@@ -112,6 +120,19 @@ func iptables(args ...string) string {
 		return fmt.Sprintf("iptables %s: %v\n", strings.Join(args, " "), err)
 	}
 	return string(out)
+}
+
+func grep(s, word string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, " "+word+" ") {
+			out = append(out, line)
+		}
+	}
+	if len(out) == 0 {
+		return "(none)\n"
+	}
+	return strings.Join(out, "\n") + "\n"
 }
 
 func indent(s string) string {

@@ -92,18 +92,23 @@ func (l *Lab) WaitVMs() {
 	}
 }
 
+// Endpoint returns node n as a matrix endpoint, using the suite's shared runner for it.
+func (l *Lab) Endpoint(n topology.Node) matrix.Endpoint {
+	e := matrix.Container(l.Docker, n)
+	if n.Kind == topology.KindVM {
+		e = matrix.VM(n, "")
+	}
+	e.Agent = l.Agent(n)
+	return e
+}
+
 // Endpoints returns the matrix endpoints of the lab: its containers, its VMs when vms, and
 // the host on the gateway address.
 func (l *Lab) Endpoints(vms bool) []matrix.Endpoint {
 	var out []matrix.Endpoint
 	for _, n := range l.Plan.Nodes {
-		switch {
-		case n.Kind == topology.KindContainer:
-			out = append(out, matrix.Container(l.Docker, n))
-		case vms:
-			e := matrix.VM(n, "")
-			e.Agent = l.Agent(n)
-			out = append(out, e)
+		if n.Kind == topology.KindContainer || vms {
+			out = append(out, l.Endpoint(n))
 		}
 	}
 	return append(out, matrix.Gateway(l.Plan, Agent()))

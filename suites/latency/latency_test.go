@@ -148,29 +148,10 @@ func accelerator() string {
 	return "none"
 }
 
-// ledgerCheck compares the running lab with the plan's ledger: every node
-// holds exactly its planned address and MAC.
+// ledgerCheck compares the running lab with the plan's ledger.
 func ledgerCheck(p *topology.Plan) *reports.LedgerCheck {
-	st := provision.Status(context.Background(), p)
-	c := &reports.LedgerCheck{OK: true}
-	for _, n := range p.Nodes {
-		c.Checked++
-		live, ok := st.Nodes[n.Name]
-		switch {
-		case !ok || !live.Running:
-			c.Problems = append(c.Problems, fmt.Sprintf("%s %s is not running", n.Kind, n.Name))
-		case live.IP != "" && live.IP != n.IP.String():
-			c.Problems = append(c.Problems, fmt.Sprintf("%s has %s, plan %s", n.Name, live.IP, n.IP))
-		case live.MAC != "" && !strings.EqualFold(live.MAC, n.MAC):
-			c.Problems = append(c.Problems, fmt.Sprintf("%s has mac %s, plan %s", n.Name, live.MAC,
-				n.MAC))
-		}
-	}
-	for _, m := range st.Drift {
-		c.Problems = append(c.Problems, m.String())
-	}
-	c.OK = len(c.Problems) == 0
-	return c
+	checked, problems := provision.Status(context.Background(), p).LedgerProblems()
+	return &reports.LedgerCheck{OK: len(problems) == 0, Checked: checked, Problems: problems}
 }
 
 func existing(path string) string {

@@ -75,6 +75,8 @@ func runRR(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&cfg.Warmup, "warmup", 10, "unrecorded requests sent first")
 	fs.DurationVar(&cfg.Timeout, "timeout", time.Second, "per-request and dial timeout")
 	fs.BoolVar(&noHist, "no-histogram", false, "omit the encoded histogram from the output")
+	fs.BoolVar(&cfg.BusyPoll, "busy-poll", false,
+		"spin on non-blocking reads while waiting (keeps one CPU busy; Linux only)")
 	if err := parseFlags(fs, args, stdout, rrIntro); err != nil {
 		return err
 	}

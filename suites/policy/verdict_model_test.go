@@ -1,0 +1,69 @@
+package policy_test
+
+import (
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"hybridlab/policy"
+	"hybridlab/suites/labels"
+	"hybridlab/topology"
+)
+
+// The prediction is the suite's oracle; these specs pin its reading of the policy semantics
+// without a lab, so they need neither root nor Docker.
+var _ = Describe("the policy suite's prediction", labels.Policy, func() {
+	predictFor := func(policies string) prediction {
+		lab, err := topology.Parse([]byte(labHead + labNodes + policies))
+		Expect(err).NotTo(HaveOccurred())
+		p, err := topology.NewPlan(lab)
+		Expect(err).NotTo(HaveOccurred())
+		ts := []target{{name: hostName, ip: p.Gateway, host: true}}
+		for _, n := range p.Nodes {
+			ts = append(ts, target{name: n.Name, ip: n.IP})
+		}
+		want, err := predict(p, lab.Policies, ts)
+		Expect(err).NotTo(HaveOccurred())
+		return want
+	}
+	tcp, udp := services[0], services[1]
+	icmp := services[2]
+
+	DescribeTable("predicts the verdict of the first matching rule, else of the default",
+		func(policies string, k probeKey, want verdict) {
+			Expect(predictFor(policies)[k]).To(Equal(want))
+		},
+		Entry("an allowed port", denyPolicies, probeKey{"client", "web", tcp},
+			verdict{pass, "client-to-web"}),
+		Entry("a port in an allowed range", denyPolicies, probeKey{"web", "db", tcp},
+			verdict{pass, "web-to-db-tcp"}),
+		Entry("another protocol to an allowed node", denyPolicies,
+			probeKey{"client", "web", udp}, verdict{drop, policy.CommentDefault}),
+		Entry("the reverse of an allowed path", denyPolicies, probeKey{"web", "client", tcp},
+			verdict{drop, policy.CommentDefault}),
+		Entry("a reject after a narrower accept", denyPolicies, probeKey{"client", "db", tcp},
+			verdict{reject, "client-db-reject"}),
+		Entry("a node to the host by `to: host`", denyPolicies, probeKey{"db", hostName, icmp},
+			verdict{pass, "ping-host"}),
+		Entry("a node to the host under default deny", denyPolicies,
+			probeKey{"db", hostName, tcp}, verdict{drop, policy.CommentDefault}),
+		Entry("the host, which default deny does not limit", denyPolicies,
+			probeKey{hostName, "client", udp}, verdict{pass, policy.CommentDefault}),
+		Entry("the host, limited by a `from: host` rule", denyPolicies,
+			probeKey{hostName, "db", tcp}, verdict{drop, "host-not-db"}),
+		Entry("a rejected ping, seen as silence", changedPolicies+
+			"    - {name: no-ping, from: [{node: web}], to: [{node: client}], proto: icmp,"+
+			" action: reject}\n", probeKey{"web", "client", icmp}, verdict{drop, "no-ping"}),
+		Entry("a cidr holding the gateway, which selects the host as destination",
+			"policies:\n  default: deny\n  rules:\n    - {name: to-subnet, from: [{node: web}],"+
+				" to: [{cidr: 10.0.12.0/24}], action: accept}\n",
+			probeKey{"web", hostName, udp}, verdict{pass, "to-subnet"}),
+		Entry("a cidr holding the gateway, which never selects the host as source",
+			"policies:\n  default: allow\n  rules:\n    - {name: from-subnet, from: "+
+				"[{cidr: 10.0.12.0/24}], to: [{node: web}], action: drop}\n",
+			probeKey{hostName, "web", tcp}, verdict{pass, policy.CommentDefault}),
+	)
+
+	It("predicts every probe between every ordered pair", func() {
+		Expect(predictFor(denyPolicies)).To(HaveLen(5 * 4 * len(services)))
+	})
+})
