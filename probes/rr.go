@@ -139,6 +139,7 @@ type rrRun struct {
 	c   *rrConn
 	h   *hdrhistogram.Histogram
 	res *RRResult
+	y expYielder
 	// swap guards replacing c's connection against interrupt, which runs on another
 	// goroutine; the request path itself never takes it.
 	swap sync.Mutex
@@ -178,6 +179,7 @@ func (r *rrRun) measure(ctx context.Context, start time.Time) error {
 			return nil
 		}
 		r.res.Count++
+		r.y.tick()
 		rtt, err := r.c.roundTrip()
 		if err != nil {
 			if ctx.Err() == nil {

@@ -44,7 +44,9 @@ func (s *Server) echoTCP(c net.Conn) {
 // shut down. It reuses one buffer, so an exchange allocates nothing.
 func echoTCPBlocking(sock *blockSock) {
 	buf := make([]byte, 64<<10)
+	var y expYielder
 	for {
+		y.tick()
 		n, err := sock.recv(buf, false)
 		if err != nil || n == 0 {
 			return
@@ -82,7 +84,9 @@ func (s *Server) startUDPEcho() {
 func echoUDPBlocking(sock *blockSock) {
 	buf := make([]byte, 64<<10)
 	var from peer
+	var y expYielder
 	for {
+		y.tick()
 		n, err := sock.recvFrom(buf, &from)
 		switch {
 		case errors.Is(err, net.ErrClosed), errors.Is(err, syscall.EBADF):

@@ -4,6 +4,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"time"
 )
 
 // TEMPORARY experiment knobs, removed before hand-off.
@@ -26,5 +27,33 @@ func expBegin() func() {
 		if expLock {
 			runtime.UnlockOSThread()
 		}
+	}
+}
+
+var expYield = func() time.Duration {
+	n := 0
+	for _, c := range os.Getenv("HLF_YIELDUS") {
+		n = n*10 + int(c-'0')
+	}
+	return time.Duration(n) * time.Microsecond
+}()
+
+type expYielder struct {
+	n    uint
+	last time.Time
+}
+
+func (y *expYielder) tick() {
+	if expYield == 0 {
+		return
+	}
+	y.n++
+	if y.n&15 != 0 {
+		return
+	}
+	now := time.Now()
+	if now.Sub(y.last) >= expYield {
+		y.last = now
+		runtime.Gosched()
 	}
 }

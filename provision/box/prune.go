@@ -16,6 +16,10 @@ import (
 // and, like `vagrant box remove NAME --box-version V`, its other versions
 // in VagrantHome. Volumes that vagrant-libvirt uploaded into a storage
 // pool are not touched. It returns the versions removed from Vagrant.
+// The cache and VagrantHome are shared by every lab on the host: a VM of
+// another lab built from an older version keeps running (QEMU loaded its
+// kernel at start) but cannot start again, so call Prune only when no
+// other lab is up.
 func Prune(ctx context.Context, opts Options, keep *Box) ([]string, error) {
 	opts = opts.withDefaults()
 	var errs []error
@@ -48,6 +52,7 @@ func Prune(ctx context.Context, opts Options, keep *Box) ([]string, error) {
 			errs = append(errs, fmt.Errorf("vagrant box remove %s %s: %w", keep.Name, v.Name(), err))
 			continue
 		}
+		_ = os.Remove(filepath.Join(boxDir, v.Name()))
 		removed = append(removed, v.Name())
 	}
 	return removed, errors.Join(errs...)

@@ -149,7 +149,9 @@ func (l *testLab) waitVMs() {
 			continue
 		}
 		By(fmt.Sprintf("waiting for %s to answer SSH on %s", e.name, e.ip))
-		Eventually(func(ctx context.Context) error {
+		Eventually(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), labctl.VMCommand)
+			defer cancel()
 			_, err := e.agent.Exec(ctx, "true")
 			return err
 		}).WithTimeout(labctl.VMReady).WithPolling(2*time.Second).Should(Succeed(),
