@@ -6,13 +6,17 @@ import (
 )
 
 func benchConn(b testing.TB, proto string) *rrConn {
-	s := startLoopback(b)
-	target := s.Addrs().TCP
-	if proto == "udp" {
-		target = s.Addrs().UDP
+	return benchConnWith(b, startLoopback(b), RRConfig{Proto: proto})
+}
+
+// benchConnWith dials s's echo for cfg.Proto with a 64-byte payload and cfg's I/O mode.
+func benchConnWith(b testing.TB, s *Server, cfg RRConfig) *rrConn {
+	cfg.Target = s.Addrs().TCP
+	if cfg.Proto == "udp" {
+		cfg.Target = s.Addrs().UDP
 	}
-	c, err := dialRR(testContext(b), RRConfig{Target: target, Proto: proto, Size: 64,
-		Timeout: time.Second})
+	cfg.Size, cfg.Timeout = 64, time.Second
+	c, err := dialRR(testContext(b), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -23,7 +27,10 @@ func benchConn(b testing.TB, proto string) *rrConn {
 // benchRR measures one request-response exchange and its histogram recording, the body of
 // RunRR's loop. Allocations of the in-process echo server count too.
 func benchRR(b *testing.B, proto string) {
-	c := benchConn(b, proto)
+	benchLoop(b, benchConn(b, proto))
+}
+
+func benchLoop(b *testing.B, c *rrConn) {
 	h := NewHistogram()
 	b.ReportAllocs()
 	b.ResetTimer()

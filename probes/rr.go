@@ -101,7 +101,6 @@ func (cfg *RRConfig) normalize() error {
 // invalid or the first dial fails; request failures are counted in the result. When ctx is
 // cancelled it returns the partial result together with ctx's error.
 func RunRR(ctx context.Context, cfg RRConfig) (RRResult, error) {
-	cfg.poller = cfg.poller || expPoller
 	if err := cfg.normalize(); err != nil {
 		return RRResult{}, fmt.Errorf("rr %s: %w", cfg.Target, err)
 	}
@@ -118,7 +117,6 @@ func RunRR(ctx context.Context, cfg RRConfig) (RRResult, error) {
 	// Cancellation must also interrupt a request blocked in read.
 	stop := context.AfterFunc(ctx, r.interrupt)
 	defer stop()
-	defer expBegin()()
 	if err := r.warmup(ctx); err != nil {
 		return res, err
 	}
@@ -139,7 +137,6 @@ type rrRun struct {
 	c   *rrConn
 	h   *hdrhistogram.Histogram
 	res *RRResult
-	y expYielder
 	// swap guards replacing c's connection against interrupt, which runs on another
 	// goroutine; the request path itself never takes it.
 	swap sync.Mutex
@@ -179,7 +176,6 @@ func (r *rrRun) measure(ctx context.Context, start time.Time) error {
 			return nil
 		}
 		r.res.Count++
-		r.y.tick()
 		rtt, err := r.c.roundTrip()
 		if err != nil {
 			if ctx.Err() == nil {
@@ -262,6 +258,7 @@ type rrConn struct {
 	wreq    chan struct{}
 	wdone   chan error
 	writing bool
+	y       yielder
 }
 
 // rrIO is the socket layer under rrConn. On Linux it makes blocking system calls on the
@@ -349,7 +346,9 @@ func (c *rrConn) roundTrip() (time.Duration, error) {
 	} else {
 		err = c.readTCP()
 	}
-	return time.Since(start), err
+	end := time.Now()
+	c.y.at(end)
+	return end.Sub(start), err
 }
 
 func (c *rrConn) concurrentRoundTrip(start time.Time) (time.Duration, error) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"syscall"
 	"time"
 )
@@ -99,15 +100,23 @@ func (x *sockIO) sleep(b []byte) (int, error) {
 	return x.s.recv(b, false)
 }
 
+// spinYield is how many empty polls a spinning read makes between yields. The spin never
+// blocks, so without them a process with one P (GOMAXPROCS=1, or an in-process echo
+// server) would run nothing else until the runtime preempts it after 10ms.
+const spinYield = 128
+
 // spin polls with non-blocking recv until data arrives or the deadline passes.
 func (x *sockIO) spin(b []byte) (int, error) {
-	for {
+	for i := 1; ; i++ {
 		n, err := x.s.recv(b, true)
 		if err != syscall.EAGAIN {
 			return n, err
 		}
 		if !time.Now().Before(x.deadline) {
 			return 0, errTimedOut
+		}
+		if i%spinYield == 0 {
+			runtime.Gosched()
 		}
 	}
 }

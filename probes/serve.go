@@ -25,8 +25,10 @@ type ServeConfig struct {
 	Hostname string
 
 	// poller serves the echoes through the runtime's network poller even where blocking
-	// system calls are available (tests compare both).
-	poller bool
+	// system calls are available (tests compare both); maxBlocking overrides
+	// maxBlockingEchoes when positive.
+	poller      bool
+	maxBlocking int32
 }
 
 // DefaultServeConfig is what `probe serve` listens on without flags.
@@ -68,7 +70,6 @@ func Start(cfg ServeConfig) (*Server, error) {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 2 * time.Second
 	}
-	cfg.poller = cfg.poller || expPoller
 	s := &Server{cfg: cfg, conns: map[any]func(){}}
 	if err := s.listen(); err != nil {
 		s.Close()

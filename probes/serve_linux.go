@@ -22,8 +22,7 @@ func (s *Server) echoTCP(c net.Conn) {
 		return
 	}
 	_ = tc.SetNoDelay(true)
-	if s.cfg.poller || s.blocking.Add(1) > maxBlockingEchoes {
-		s.blocking.Add(-1)
+	if !s.reserveThread() {
 		echoTCPPoll(c)
 		return
 	}
@@ -40,13 +39,31 @@ func (s *Server) echoTCP(c net.Conn) {
 	echoTCPBlocking(sock)
 }
 
+// reserveThread counts one more blocking echo connection and reports true, unless the
+// server uses the poller or already holds its limit of them.
+func (s *Server) reserveThread() bool {
+	if s.cfg.poller {
+		return false
+	}
+	limit := int32(maxBlockingEchoes)
+	if s.cfg.maxBlocking > 0 {
+		limit = s.cfg.maxBlocking
+	}
+	if s.blocking.Add(1) > limit {
+		s.blocking.Add(-1)
+		return false
+	}
+	return true
+}
+
 // echoTCPBlocking writes back every byte it reads until the peer closes or the socket is
 // shut down. It reuses one buffer, so an exchange allocates nothing.
 func echoTCPBlocking(sock *blockSock) {
 	buf := make([]byte, 64<<10)
-	var y expYielder
+	var y yielder
+	var calls uint
 	for {
-		y.tick()
+		y.counted(&calls)
 		n, err := sock.recv(buf, false)
 		if err != nil || n == 0 {
 			return
@@ -84,9 +101,10 @@ func (s *Server) startUDPEcho() {
 func echoUDPBlocking(sock *blockSock) {
 	buf := make([]byte, 64<<10)
 	var from peer
-	var y expYielder
+	var y yielder
+	var calls uint
 	for {
-		y.tick()
+		y.counted(&calls)
 		n, err := sock.recvFrom(buf, &from)
 		switch {
 		case errors.Is(err, net.ErrClosed), errors.Is(err, syscall.EBADF):

@@ -74,7 +74,12 @@ func (v *vmRun) up(ctx context.Context, u *upRun) error {
 	if err != nil {
 		return err
 	}
-	u.opts.progress("accel", "%s", v.decision.Reason)
+	if v.decision.Accel == accel.TCG {
+		u.opts.progress("accel", "VMs run under QEMU TCG (software emulation, slower): %s; "+
+			"--accel kvm forces KVM", v.decision.Reason)
+	} else {
+		u.opts.progress("accel", "VMs run under KVM: %s", v.decision.Reason)
+	}
 	lab := v.driver(u.plan)
 	nodes := u.plan.VMs()
 	before := v.existing(u.plan, nodes)

@@ -166,7 +166,12 @@ func expectMatrix(ctx context.Context, lab *testLab, phase string) {
 			StopTrying(fmt.Sprintf("traffic the policy denies passed (%s):\n%s", phase,
 				sideBySide(lab.eps, want, got))).Now()
 		}
-		g.Expect(mismatches(lab.eps, want, got)).To(BeEmpty(), func() string {
+		differ := mismatches(lab.eps, want, got)
+		for _, k := range differ {
+			GinkgoWriter.Printf("matrix run %d: %s: expected %s, observed %s: %s\n", runs, k,
+				want[k].outcome, got[k].outcome, got[k].detail)
+		}
+		g.Expect(differ).To(BeEmpty(), func() string {
 			return fmt.Sprintf("observed matrix differs from the policy (%s):\n%s", phase,
 				sideBySide(lab.eps, want, got))
 		})
