@@ -167,6 +167,10 @@ func (m Matrix) Failed() []Cell {
 	return out
 }
 
+// remoteMargin is added to a probe's own bound for the trip to its node: an SSH session to
+// a slow (TCG) VM or a docker exec.
+const remoteMargin = 15 * time.Second
+
 // ErrTooFewEndpoints is returned by Run when there is no pair to probe.
 var ErrTooFewEndpoints = errors.New("a matrix needs at least two endpoints")
 
@@ -284,7 +288,7 @@ func ping(ctx context.Context, from, to Endpoint, o Options) Result {
 	res := Result{Proto: ICMP}
 	var last error
 	for range o.PingAttempts {
-		pctx, cancel := context.WithTimeout(ctx, o.Timeout+5*time.Second)
+		pctx, cancel := context.WithTimeout(ctx, o.Timeout+remoteMargin)
 		pr, err := remote.Ping(pctx, from.Agent, to.IP.String(), 1)
 		cancel()
 		res.Sent += int64(pr.Transmitted)
@@ -313,9 +317,7 @@ func rr(ctx context.Context, from, to Endpoint, proto string, port int, o Option
 		res.Err = err.Error()
 		return res
 	}
-	// The agent bounds itself by count and timeout; the extra margin covers an SSH round
-	// trip to a slow (TCG) VM.
-	rctx, cancel := context.WithTimeout(ctx, time.Duration(o.Count+1)*o.Timeout+15*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, time.Duration(o.Count+1)*o.Timeout+remoteMargin)
 	defer cancel()
 	out, err := remote.RR(rctx, from.Agent, probes.RRConfig{Target: target, Proto: proto,
 		Count: o.Count, Timeout: o.Timeout})
@@ -335,7 +337,7 @@ func rr(ctx context.Context, from, to Endpoint, proto string, port int, o Option
 // reachable runs `probe connect` from → target once.
 func reachable(ctx context.Context, from Endpoint, target, proto string, timeout time.Duration,
 ) error {
-	cctx, cancel := context.WithTimeout(ctx, timeout+15*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, timeout+remoteMargin)
 	defer cancel()
 	res, err := remote.Connect(cctx, from.Agent, probes.ConnectConfig{Target: target,
 		Proto: proto, Timeout: timeout})

@@ -83,6 +83,7 @@ Commands that change the host need root.`,
 		newAddVMCmd(g),
 		newDNSSyncCmd(),
 		newReportCmd(g),
+		newCheckCmd(g),
 	)
 	return root
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -166,7 +165,7 @@ var _ = Describe("the lab's DNS server seen from VMs", labels.DNS, labels.Root, 
 
 // query asks the lab's server, and only it, one question from the host.
 func query(name string, t dnsmessage.Type) (dnsmasq.Answer, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), labctl.Command)
 	defer cancel()
 	return dnsmasq.Query(ctx, lab.Plan.Gateway, name, t)
 }

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"hybridlab/matrix"
+	"hybridlab/probes/remote"
+	"hybridlab/provision"
+)
+
+func newCheckCmd(g *globals) *cobra.Command {
+	var count int
+	var noVMs bool
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Quick connectivity matrix of the running lab: ICMP, TCP and UDP between every pair",
+		Long: `check probes the running lab from every node to every other node and to the
+host (the gateway address): ICMP (ping), TCP and UDP (the probe agent's echo
+on 7000/7001), a few requests each, and prints the matrix: rows are sources,
+columns targets, each cell the protocols that passed and the median round
+trip. It takes seconds, not minutes. Exit status 1 when any cell fails, with
+a hint at the likely cause. Needs root (docker exec, SSH to VMs).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := g.loadPlan()
+			if err != nil {
+				return err
+			}
+			if os.Geteuid() != 0 {
+				return errors.New("check runs probes in containers and VMs and needs root")
+			}
+			cli, err := remote.NewDockerClient()
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			agent, err := provision.AgentBinary(cmd.Context(), os.Stderr)
+			if err != nil {
+				return err
+			}
+			eps := matrix.FromPlan(p, matrix.EndpointOptions{Docker: cli,
+				VMs: !noVMs && len(p.VMs()) > 0, HostAgent: agent})
+			defer matrix.Close(eps)
+			m, err := matrix.Run(cmd.Context(), p, matrix.Options{Endpoints: eps, Count: count})
+			if err != nil {
+				return err
+			}
+			if g.json {
+				if err := m.WriteJSON(cmd.OutOrStdout()); err != nil {
+					return err
+				}
+			} else if err := m.Print(cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			if len(m.Failed()) > 0 {
+				if hint := m.Hint(matrix.GatewayName); hint != "" {
+					fmt.Fprintln(cmd.ErrOrStderr(), hint)
+				}
+				return exitCode(1)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&g.json, "json", false, "print the matrix as JSON")
+	cmd.Flags().IntVar(&count, "count", 10, "requests per TCP/UDP probe")
+	cmd.Flags().BoolVar(&noVMs, "no-vms", false, "leave the VMs out")
+	return cmd
+}
