@@ -100,6 +100,11 @@ func (cfg *RRConfig) normalize() error {
 // the whole echo, Count times or for Duration. It returns an error if the configuration is
 // invalid or the first dial fails; request failures are counted in the result. When ctx is
 // cancelled it returns the partial result together with ctx's error.
+//
+// On Linux the socket leaves the runtime's poller and the calling goroutine waits in blocking
+// system calls (or spins, with BusyPoll), yielding to the scheduler every few milliseconds.
+// Dials happen on the calling goroutine, so a caller that locked its thread into a network
+// namespace keeps re-dials there; such a caller pays a thread hand-off at each yield.
 func RunRR(ctx context.Context, cfg RRConfig) (RRResult, error) {
 	if err := cfg.normalize(); err != nil {
 		return RRResult{}, fmt.Errorf("rr %s: %w", cfg.Target, err)

@@ -19,7 +19,8 @@ discards data and then reports the byte count (for 'probe tput'), and HTTP with
   /call?url=http://HOST:PORT/PATH  GETs that URL (only that one, no redirects) with
             --call-timeout and relays its status and body (a two-tier web→backend hop).
 An empty address disables a listener. Prints one JSON line with the bound addresses once
-listening.`
+listening. On Linux the echoes answer from blocking socket calls, one thread per TCP echo
+connection (up to 64; further connections go through the Go poller).`
 
 func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg := probes.DefaultServeConfig()
@@ -59,6 +60,8 @@ Latencies go into an HDR histogram (ns, 1ns–60s, 3 significant digits) and are
 microseconds (*_us); "histogram" is the base64 HdrHistogram V2 encoding for merging runs.
 With --interval > 0 requests are paced and recorded with coordinated-omission correction;
 --interval 0 sends back-to-back. Exit 1 if the first dial fails.
+On Linux the client sleeps in blocking socket calls (no Go poller in the path); --busy-poll
+spins on non-blocking reads instead, keeping one CPU busy for the whole run.
 Limit: a lost UDP request holds the sender for --timeout, so paced requests that fall in that
 wait are not sent; keep --timeout close to --interval when measuring loss.`
 
