@@ -18,7 +18,7 @@ import (
 func startLoopbackMode(t testing.TB, poller bool, maxBlocking int32) *Server {
 	t.Helper()
 	s, err := Start(ServeConfig{TCP: "127.0.0.1:0", UDP: "127.0.0.1:0",
-		poller: poller, maxBlocking: maxBlocking})
+		Poller: poller, maxBlocking: maxBlocking})
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}
@@ -50,7 +50,7 @@ func TestRunRRInEveryIOMode(t *testing.T) {
 				target = s.Addrs().UDP
 			}
 			res, err := RunRR(testContext(t), RRConfig{Target: target, Proto: proto,
-				Count: 300, Warmup: 10, BusyPoll: m.busy, poller: m.poller})
+				Count: 300, Warmup: 10, BusyPoll: m.busy, Poller: m.poller})
 			if err != nil {
 				t.Fatalf("%s %s: %v", m.name, proto, err)
 			}
@@ -65,7 +65,7 @@ func TestRunRRUDPLossInEveryIOMode(t *testing.T) {
 	for _, m := range ioModes {
 		target := lossyUDP(t, 3)
 		res, err := RunRR(testContext(t), RRConfig{Target: target, Proto: "udp", Count: 12,
-			Timeout: 30 * time.Millisecond, BusyPoll: m.busy, poller: m.poller})
+			Timeout: 30 * time.Millisecond, BusyPoll: m.busy, Poller: m.poller})
 		if err != nil {
 			t.Fatalf("%s: %v", m.name, err)
 		}
@@ -84,7 +84,7 @@ func TestRunRRStopsOnCancelInEveryIOMode(t *testing.T) {
 		defer c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		_, err = RunRR(ctx, RRConfig{Target: c.LocalAddr().String(), Proto: "udp", Count: 5,
-			Timeout: time.Minute, BusyPoll: m.busy, poller: m.poller})
+			Timeout: time.Minute, BusyPoll: m.busy, Poller: m.poller})
 		cancel()
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("%s: err = %v, want deadline exceeded", m.name, err)
@@ -249,7 +249,7 @@ func TestRoundTripDoesNotAllocateInEveryIOMode(t *testing.T) {
 	for _, m := range ioModes {
 		s := startLoopbackMode(t, m.serverPolled, 0)
 		for _, proto := range []string{"tcp", "udp"} {
-			c := benchConnWith(t, s, RRConfig{Proto: proto, BusyPoll: m.busy, poller: m.poller})
+			c := benchConnWith(t, s, RRConfig{Proto: proto, BusyPoll: m.busy, Poller: m.poller})
 			h := NewHistogram()
 			allocs := testing.AllocsPerRun(500, func() {
 				rtt, err := c.roundTrip()
@@ -268,10 +268,10 @@ func TestRoundTripDoesNotAllocateInEveryIOMode(t *testing.T) {
 // The poller variants show what blocking calls save; compare with BenchmarkRRTCP/UDP.
 func BenchmarkRRTCPPoller(b *testing.B) {
 	s := startLoopbackMode(b, true, 0)
-	benchLoop(b, benchConnWith(b, s, RRConfig{Proto: "tcp", poller: true}))
+	benchLoop(b, benchConnWith(b, s, RRConfig{Proto: "tcp", Poller: true}))
 }
 
 func BenchmarkRRUDPPoller(b *testing.B) {
 	s := startLoopbackMode(b, true, 0)
-	benchLoop(b, benchConnWith(b, s, RRConfig{Proto: "udp", poller: true}))
+	benchLoop(b, benchConnWith(b, s, RRConfig{Proto: "udp", Poller: true}))
 }

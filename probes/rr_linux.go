@@ -3,7 +3,6 @@
 package probes
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,10 +13,7 @@ import (
 
 // newRRIO takes conn over for blocking system calls (sockIO) unless cfg asks for the poller.
 func newRRIO(conn net.Conn, cfg RRConfig) (rrIO, error) {
-	if cfg.poller {
-		if cfg.BusyPoll {
-			return nil, errors.New("busy polling needs blocking socket calls")
-		}
+	if cfg.Poller {
 		return pollIO{conn}, nil
 	}
 	sc, ok := conn.(interface {

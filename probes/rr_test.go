@@ -199,6 +199,8 @@ func TestRunRRRejectsBadConfig(t *testing.T) {
 		{"tcp size", RRConfig{Target: "127.0.0.1:1", Size: -1}, "tcp size"},
 		{"target", RRConfig{Target: "127.0.0.1"}, "parse target"},
 		{"negative", RRConfig{Target: "127.0.0.1:1", Count: -1}, "negative"},
+		{"wait modes", RRConfig{Target: "127.0.0.1:1", BusyPoll: true, Poller: true},
+			"exclusive"},
 	} {
 		_, err := RunRR(context.Background(), tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -23,11 +23,11 @@ type ServeConfig struct {
 	CallTimeout time.Duration
 	// Hostname is reported by the HTTP / endpoint (default os.Hostname).
 	Hostname string
+	// Poller serves the TCP and UDP echoes through the Go runtime's network poller instead
+	// of blocking system calls on threads of their own (see RRConfig.Poller).
+	Poller bool
 
-	// poller serves the echoes through the runtime's network poller even where blocking
-	// system calls are available (tests compare both); maxBlocking overrides
-	// maxBlockingEchoes when positive.
-	poller      bool
+	// maxBlocking overrides maxBlockingEchoes when positive (tests).
 	maxBlocking int32
 }
 

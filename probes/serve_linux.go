@@ -42,7 +42,7 @@ func (s *Server) echoTCP(c net.Conn) {
 // reserveThread counts one more blocking echo connection and reports true, unless the
 // server uses the poller or already holds its limit of them.
 func (s *Server) reserveThread() bool {
-	if s.cfg.poller {
+	if s.cfg.Poller {
 		return false
 	}
 	limit := int32(maxBlockingEchoes)
@@ -77,7 +77,7 @@ func echoTCPBlocking(sock *blockSock) {
 // startUDPEcho serves the UDP echo on a thread of its own with blocking calls, or through
 // the poller when the server must or the socket cannot be taken over.
 func (s *Server) startUDPEcho() {
-	if s.cfg.poller {
+	if s.cfg.Poller {
 		s.goServe(func() { echoUDPPoll(s.udp) })
 		return
 	}

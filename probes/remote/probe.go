@@ -24,6 +24,8 @@ func RR(ctx context.Context, r Runner, cfg probes.RRConfig) (probes.RRResult, er
 	args = appendDuration(args, "--interval", cfg.Interval)
 	args = append(args, "--warmup", strconv.Itoa(cfg.Warmup))
 	args = appendDuration(args, "--timeout", cfg.Timeout)
+	args = appendBool(args, "--busy-poll", cfg.BusyPoll)
+	args = appendBool(args, "--poller", cfg.Poller)
 	var res probes.RRResult
 	return res, runJSON(ctx, r, &res, args...)
 }
@@ -87,6 +89,13 @@ func appendFlag(args []string, name, v string) []string {
 		return args
 	}
 	return append(args, name, v)
+}
+
+func appendBool(args []string, name string, v bool) []string {
+	if !v {
+		return args
+	}
+	return append(args, name)
 }
 
 func appendInt(args []string, name string, v int) []string {

@@ -145,6 +145,13 @@ func TestHelpersBuildArgumentsAndParse(t *testing.T) {
 	if got := strings.Join(f.args, " "); got != want {
 		t.Fatalf("rr args:\n got %s\nwant %s", got, want)
 	}
+	if _, err := RR(testContext(t), f, probes.RRConfig{Target: "h:1", BusyPoll: true,
+		Poller: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.args, " "); got != "rr --target h:1 --warmup 0 --busy-poll --poller" {
+		t.Fatalf("rr wait-mode args %q", got)
+	}
 
 	f.out = `{"server":"10.88.0.1:53","ok":true,"rcode":"NOERROR","answers":[{"data":"10.88.0.9"}]}`
 	d, err := DNS(testContext(t), f, probes.DNSConfig{Server: "10.88.0.1", Name: "web.lab",

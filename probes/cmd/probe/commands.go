@@ -20,7 +20,8 @@ discards data and then reports the byte count (for 'probe tput'), and HTTP with
             --call-timeout and relays its status and body (a two-tier web→backend hop).
 An empty address disables a listener. Prints one JSON line with the bound addresses once
 listening. On Linux the echoes answer from blocking socket calls, one thread per TCP echo
-connection (up to 64; further connections go through the Go poller).`
+connection (up to 64; further connections go through the Go poller, as all do with
+--poller).`
 
 func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg := probes.DefaultServeConfig()
@@ -31,6 +32,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&cfg.HTTP, "http", cfg.HTTP, "HTTP listen address")
 	fs.DurationVar(&cfg.CallTimeout, "call-timeout", cfg.CallTimeout, "timeout of /call's GET")
 	fs.StringVar(&cfg.Hostname, "hostname", "", "hostname reported by / (default: the system's)")
+	fs.BoolVar(&cfg.Poller, "poller", false,
+		"echo through the Go runtime's poller instead of blocking socket calls")
 	if err := parseFlags(fs, args, stdout, serveIntro); err != nil {
 		return err
 	}
@@ -61,7 +64,8 @@ microseconds (*_us); "histogram" is the base64 HdrHistogram V2 encoding for merg
 With --interval > 0 requests are paced and recorded with coordinated-omission correction;
 --interval 0 sends back-to-back. Exit 1 if the first dial fails.
 On Linux the client sleeps in blocking socket calls (no Go poller in the path); --busy-poll
-spins on non-blocking reads instead, keeping one CPU busy for the whole run.
+spins on non-blocking reads instead, keeping one CPU busy for the whole run; --poller waits
+through the Go runtime's poller (epoll), as builds for other systems do.
 Limit: a lost UDP request holds the sender for --timeout, so paced requests that fall in that
 wait are not sent; keep --timeout close to --interval when measuring loss.`
 
@@ -80,6 +84,8 @@ func runRR(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&noHist, "no-histogram", false, "omit the encoded histogram from the output")
 	fs.BoolVar(&cfg.BusyPoll, "busy-poll", false,
 		"spin on non-blocking reads while waiting (keeps one CPU busy; Linux only)")
+	fs.BoolVar(&cfg.Poller, "poller", false,
+		"wait through the Go runtime's poller instead of blocking socket calls")
 	if err := parseFlags(fs, args, stdout, rrIntro); err != nil {
 		return err
 	}
