@@ -96,8 +96,10 @@ latency: ## the latency suite alone (ginkgo -focus=latency): reports/out/latency
 	$(GINKGO) --focus=latency --junit-report=latency-junit.xml --output-dir=$(OUT) ./suites/latency
 	$(SETUP) report -o $(OUT)
 
-latency-floor: ## loopback and veth floor only, no lab: reports/out/latency.{json,html}
-	$(GO) run ./bench/cmd/latency -o $(OUT)
+latency-floor: ## loopback and veth floor only, no lab (root): reports/out/latency.{json,html}
+	@mkdir -p bin $(OUT)
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/probe ./probes/cmd/probe
+	$(GO) run ./bench/cmd/latency -probe bin/probe -o $(OUT)
 
 bench: ## Go benchmarks (probe hot loop, histograms, plan, bench statistics)
 	$(GO) test -run='^$$' -bench=. -benchmem ./probes/... ./topology/... ./bench/...

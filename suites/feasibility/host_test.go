@@ -111,8 +111,8 @@ var _ = Describe("the host under the lab", labels.Feasibility, labels.Root, labe
 		})
 	})
 
-var _ = Describe("the accelerator decision", labels.Feasibility, labels.Libvirt, labels.VM,
-	labels.Slow, Serial, Ordered, ContinueOnFailure, func() {
+var _ = Describe("the accelerator decision", labels.Feasibility, labels.Root, labels.Docker,
+	labels.Libvirt, labels.VM, labels.Slow, Serial, Ordered, func() {
 		BeforeAll(func() { lab.Up(true) })
 
 		It("is recorded with its reason, and TCG is reported", func() {

@@ -13,6 +13,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gexec"
 
 	"hybridlab/matrix"
 	"hybridlab/policy"
@@ -54,19 +55,38 @@ func (l *testLab) rewrite(yaml string) {
 	Expect(l.plan.Lab).To(Equal(labName))
 }
 
-// up registers the lab's `setup down` and runs `setup up` (with --vms=false unless vms).
+// up runs `setup up` (with --vms=false unless vms) and registers the lab's `setup down`.
+// An up that outlives its timeout is stopped (SIGTERM, as Ctrl-C) before the down: it holds
+// the lab's lock, and down would refuse to run beside it.
 func (l *testLab) up(vms bool) {
-	DeferCleanup(func() {
-		s := labctl.Setup(setupBin, "down", "-f", l.file).Wait(labctl.Down)
-		if s.ExitCode() != 0 {
-			GinkgoWriter.Printf("cleanup: setup down -f %s exited %d\n", l.file, s.ExitCode())
-		}
-	})
 	args, timeout := []string{"up", "-f", l.file}, labctl.UpVMs
 	if !vms {
 		args, timeout = append(args, "--vms=false"), labctl.UpNetwork
 	}
-	labctl.MustSetup(setupBin, timeout, args...)
+	s := labctl.Setup(setupBin, args...)
+	DeferCleanup(func() {
+		if s.ExitCode() == -1 {
+			GinkgoWriter.Printf("cleanup: stopping setup %s\n", strings.Join(args, " "))
+			stop(s)
+		}
+		down := labctl.Setup(setupBin, "down", "-f", l.file).Wait(labctl.Down)
+		if down.ExitCode() != 0 {
+			GinkgoWriter.Printf("cleanup: setup down -f %s exited %d\n", l.file,
+				down.ExitCode())
+		}
+	})
+	Eventually(s, timeout).Should(gexec.Exit(0), "setup %s", strings.Join(args, " "))
+}
+
+// stop ends a running setup as Ctrl-C would, and kills it when it does not exit in time.
+func stop(s *gexec.Session) {
+	s.Terminate()
+	select {
+	case <-s.Exited:
+	case <-time.After(labctl.Command):
+		s.Kill()
+		<-s.Exited
+	}
 }
 
 // serveOnHost runs the agent's TCP and UDP echo on the gateway address until the container
