@@ -36,7 +36,9 @@ const (
 // current plan already. It reports whether it started one.
 func ensureDNSSync(p *topology.Plan) (bool, error) {
 	dir := StateDir(p.Lab)
-	planJSON, err := json.Marshal(p)
+	// Only what the syncer reads decides a restart: a policy change, say,
+	// must not restart it.
+	planJSON, err := json.Marshal(syncView(p))
 	if err != nil {
 		return false, err
 	}
@@ -56,6 +58,12 @@ func ensureDNSSync(p *topology.Plan) (bool, error) {
 		return false, fmt.Errorf("install dns sync binary: %w", err)
 	}
 	return true, startSync(dir, bin)
+}
+
+// syncView is the part of the plan the DNS sync process depends on.
+func syncView(p *topology.Plan) *topology.Plan {
+	return &topology.Plan{Lab: p.Lab, Domain: p.Domain, Subnet: p.Subnet, Gateway: p.Gateway,
+		Docker: p.Docker, Nodes: p.Nodes}
 }
 
 func startSync(dir, bin string) error {

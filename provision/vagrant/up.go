@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -67,11 +70,24 @@ func (l *Lab) Up(ctx context.Context, nodes []topology.Node, o UpOptions) error 
 		o.Parallel = runtime.NumCPU()
 	}
 	rest := nodes
-	if o.Parallel > 1 && !l.boxInPool() {
-		if err := l.upOne(ctx, nodes[0], o); err != nil {
+	if !l.boxInPool() {
+		// vagrant-libvirt uploads the box into the pool on a VM's first
+		// `vagrant up`; a second one started meanwhile, in this lab or
+		// another, builds its disk on the half-written volume and the guest
+		// cannot mount its root. The first VM boots alone, under a host-wide
+		// lock, and whoever waited finds the box in the pool.
+		unlock, err := lockBoxUpload(l.cfg.CacheDir)
+		if err != nil {
 			return err
 		}
-		rest = nodes[1:]
+		if !l.boxInPool() {
+			err = l.upOne(ctx, nodes[0], o)
+			rest = nodes[1:]
+		}
+		unlock()
+		if err != nil {
+			return err
+		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Parallel)
@@ -265,4 +281,24 @@ func (w *lineWriter) tail() string {
 		return ""
 	}
 	return ": " + strings.Join(w.last, " | ")
+}
+
+// lockBoxUpload takes the host-wide lock that serialises box uploads into
+// the storage pool; the kernel drops it if the holder dies.
+func lockBoxUpload(cacheDir string) (func(), error) {
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return nil, fmt.Errorf("lock box upload: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(cacheDir, "box-upload.lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock box upload: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock box upload: %w", err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }

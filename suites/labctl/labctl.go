@@ -51,8 +51,18 @@ func Setup(bin string, args ...string) *gexec.Session {
 }
 
 // MustSetup runs setup and expects it to exit 0 within timeout.
+// A setup still running when the wait ends is stopped (SIGTERM, then
+// SIGKILL), so it does not keep holding the lab's lock for the cleanup.
 func MustSetup(bin string, timeout time.Duration, args ...string) *gexec.Session {
 	s := Setup(bin, args...)
+	defer func() {
+		if s.ExitCode() == -1 {
+			s.Terminate().Wait(Command)
+			if s.ExitCode() == -1 {
+				s.Kill().Wait(Command)
+			}
+		}
+	}()
 	Eventually(s, timeout).Should(gexec.Exit(0), "setup %s", strings.Join(args, " "))
 	return s
 }

@@ -37,33 +37,61 @@ type observation struct {
 // observed is the outcome of every probe of one matrix run.
 type observed map[probeKey]observation
 
-// parallelProbes bounds the probes in flight: most of them wait out a drop's Silence.
-const parallelProbes = 8
+// Bounds of the probes in flight: most of them wait out a drop's Silence. One source runs
+// few at once: a VM's sshd opens at most 10 sessions on a connection, and a TCG guest is slow
+// to start each.
+const (
+	parallelProbes    = 8
+	parallelPerSource = 3
+)
 
 // observe sends every service between every ordered pair of distinct endpoints once and
 // records what came back. It returns after the slowest probe, at most a few Silences.
 func observe(ctx context.Context, eps []endpoint) observed {
+	byName := map[string]endpoint{}
+	slots := map[string]chan struct{}{}
+	for _, e := range eps {
+		byName[e.name] = e
+		slots[e.name] = make(chan struct{}, parallelPerSource)
+	}
 	out := observed{}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallelProbes)
-	for _, from := range eps {
-		for _, to := range eps {
-			if from.name == to.name {
-				continue
-			}
-			for _, svc := range services {
-				g.Go(func() error {
-					obs := probeOnce(gctx, from, to.target, svc)
-					mu.Lock()
-					out[probeKey{from.name, to.name, svc}] = obs
-					mu.Unlock()
-					return nil
-				})
+	for _, k := range spread(probeOrder(eps)) {
+		g.Go(func() error {
+			slots[k.from] <- struct{}{}
+			defer func() { <-slots[k.from] }()
+			obs := probeOnce(gctx, byName[k.from], byName[k.to].target, k.svc)
+			mu.Lock()
+			out[k] = obs
+			mu.Unlock()
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return out
+}
+
+// spread reorders probes so that neighbours have different sources: the probes in flight
+// then share the sources' slots instead of queueing on one.
+func spread(keys []probeKey) []probeKey {
+	bySource := map[string][]probeKey{}
+	var sources []string
+	for _, k := range keys {
+		if _, seen := bySource[k.from]; !seen {
+			sources = append(sources, k.from)
+		}
+		bySource[k.from] = append(bySource[k.from], k)
+	}
+	var out []probeKey
+	for i := 0; len(out) < len(keys); i++ {
+		for _, src := range sources {
+			if i < len(bySource[src]) {
+				out = append(out, bySource[src][i])
 			}
 		}
 	}
-	_ = g.Wait()
 	return out
 }
 

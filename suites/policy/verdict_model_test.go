@@ -11,7 +11,7 @@ import (
 
 // The prediction is the suite's oracle; these specs pin its reading of the policy semantics
 // without a lab, so they need neither root nor Docker.
-var _ = Describe("the policy suite's prediction", labels.Policy, func() {
+var _ = Describe("the policy suite's prediction and probe order", labels.Policy, func() {
 	predictFor := func(policies string) prediction {
 		lab, err := topology.Parse([]byte(labHead + labNodes + policies))
 		Expect(err).NotTo(HaveOccurred())
@@ -62,6 +62,18 @@ var _ = Describe("the policy suite's prediction", labels.Policy, func() {
 				"[{cidr: 10.0.12.0/24}], to: [{node: web}], action: drop}\n",
 			probeKey{hostName, "web", tcp}, verdict{pass, policy.CommentDefault}),
 	)
+
+	It("schedules every probe once, alternating sources", func() {
+		var eps []endpoint
+		for _, name := range []string{"a", "b", "c"} {
+			eps = append(eps, endpoint{target: target{name: name}})
+		}
+		order := spread(probeOrder(eps))
+		Expect(order).To(ConsistOf(probeOrder(eps)))
+		for i := 1; i < len(order); i++ {
+			Expect(order[i].from).NotTo(Equal(order[i-1].from), "probes %d and %d", i-1, i)
+		}
+	})
 
 	It("predicts every probe between every ordered pair", func() {
 		Expect(predictFor(denyPolicies)).To(HaveLen(5 * 4 * len(services)))
