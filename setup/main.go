@@ -68,8 +68,8 @@ Commands that change the host need root.`,
 		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
-	root.PersistentFlags().StringVarP(&g.labFile, "file", "f", "",
-		"lab description (lab.yaml); the embedded default lab when empty")
+	root.PersistentFlags().StringVarP(&g.labFile, "file", "f", os.Getenv("HYBRIDLAB_LAB"),
+		"lab description (lab.yaml); default $HYBRIDLAB_LAB, else the embedded default lab")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every host change")
 	root.AddCommand(
 		newPlanCmd(g),

@@ -26,7 +26,7 @@ var _ = Describe("setup up --vms=false", labels.Provision, labels.Root, labels.D
 		)
 
 		BeforeAll(func() {
-			plan = labctl.Plan("")
+			plan = labctl.Plan(labctl.LabPath())
 			By("starting from a host without the lab")
 			labctl.MustSetup(setupBin, labctl.Down, "down")
 			var err error
