@@ -190,11 +190,26 @@ func guardCurrent(spec guard.Spec) bool {
 		return false
 	}
 	for _, du := range st.DockerUser {
-		if du.Chain && len(du.Rules) == 0 {
-			return false
+		for _, br := range spec.Bridges {
+			if du.Chain && !hasBridgeAccept(du.Rules, br) {
+				return false
+			}
 		}
 	}
 	return true
+}
+
+// hasBridgeAccept reports whether one of the rules accepts traffic that
+// enters and leaves br.
+func hasBridgeAccept(rules []guard.RuleStatus, br string) bool {
+	in, out := fmt.Sprintf("iifname %q", br), fmt.Sprintf("oifname %q", br)
+	for _, r := range rules {
+		if strings.Contains(r.Rule, in) && strings.Contains(r.Rule, out) &&
+			strings.Contains(r.Rule, "accept") {
+			return true
+		}
+	}
+	return false
 }
 
 func (u *upRun) bridge(_ context.Context) error {

@@ -165,7 +165,7 @@ func imageRef(n topology.Node) string {
 
 // containerSpec builds the create request for node n at API version api.
 func containerSpec(p *topology.Plan, n topology.Node, img imageInfo, api string) spec {
-	exposed, bindings, _ := nat.ParsePortSpecs(n.Publish) // validated by topology
+	exposed, bindings, _ := nat.ParsePortSpecs(publishOnGateway(p, n.Publish))
 	cmd := n.Command
 	if len(cmd) == 0 {
 		cmd = img.command
@@ -270,4 +270,16 @@ func (c *imageCache) get(ctx context.Context, ref string) (imageInfo, error) {
 	}
 	c.ids[ref] = info
 	return info, nil
+}
+
+// publishOnGateway binds published ports to the lab's gateway address
+// only: VMs and the host reach them there, and docker-proxy never listens
+// on the uplink (a wildcard bind would offer lab services to the network).
+// The specs were validated by topology as HOST:CONTAINER[/proto].
+func publishOnGateway(p *topology.Plan, specs []string) []string {
+	out := make([]string, len(specs))
+	for i, s := range specs {
+		out[i] = p.Gateway.String() + ":" + s
+	}
+	return out
 }

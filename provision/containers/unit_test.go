@@ -80,7 +80,7 @@ func TestContainerSpecPutsMACWhereTheAPIWantsIt(t *testing.T) {
 	n.Publish = []string{"18080:8080/tcp"}
 	pub := containerSpec(p, n, img, "1.41")
 	b := pub.host.PortBindings["8080/tcp"]
-	if len(b) != 1 || b[0].HostPort != "18080" || pub.hash == old.hash {
+	if len(b) != 1 || b[0].HostPort != "18080" || b[0].HostIP != "10.0.5.1" || pub.hash == old.hash {
 		t.Errorf("publish 18080:8080/tcp: bindings %v, hash changed %v", pub.host.PortBindings,
 			pub.hash != old.hash)
 	}

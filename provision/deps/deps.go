@@ -38,7 +38,7 @@ func Capabilities() []Capability { return []Capability{Network, VMs, Bench, Obse
 
 var packages = map[Capability][]string{
 	Network: {"docker.io", "nftables", "iptables", "dnsmasq-base", "iproute2",
-		"busybox-static"},
+		"busybox-static", "iputils-ping"},
 	VMs: {"libvirt-daemon-system", "libvirt-clients", "qemu-system-x86", "qemu-utils",
 		"vagrant", "vagrant-libvirt", "mmdebstrap", "uidmap", "e2fsprogs"},
 	Bench:    {"sockperf", "iperf3"},
