@@ -2,6 +2,7 @@ package connectivity_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"strconv"
@@ -80,12 +81,20 @@ var _ = Describe("the hybrid data plane of VMs and containers", labels.Connectiv
 			url := fmt.Sprintf("http://%s:8080/call?url=http://%s:8080/", web.DNS, backend.DNS)
 
 			By(fmt.Sprintf("fetching %s from %s", url, client.Name))
-			out, err := lab.Exec(client, "busybox", "wget", "-q", "-O-", "-T", "5", url)
+			// The agent's own HTTP client: names resolve through the VM's
+			// resolv.conf (the lab DNS) in pure Go, with no libc involved.
+			out, err := lab.Exec(client, "probe", "get", "--url", url)
 			Expect(err).NotTo(HaveOccurred(), "%s GET %s: %s", client.Name, url, out)
+			var got struct {
+				Status int    `json:"status"`
+				Body   string `json:"body"`
+			}
+			Expect(json.Unmarshal([]byte(out), &got)).To(Succeed(), "probe get printed %q", out)
+			Expect(got.Status).To(Equal(200), "%s GET %s: %s", client.Name, url, got.Body)
 
 			By(fmt.Sprintf("finding %s's answer relayed by %s", backend.Name, web.Name))
-			Expect(out).To(ContainSubstring(`"hostname":"%s"`, backend.Name))
-			Expect(out).To(ContainSubstring(`"remote":"%s:`, web.IP))
+			Expect(got.Body).To(ContainSubstring(`"hostname":"%s"`, backend.Name))
+			Expect(got.Body).To(ContainSubstring(`"remote":"%s:`, web.IP))
 		})
 
 		It("lets a VM reach a re-created container at once, at the same MAC", func() {

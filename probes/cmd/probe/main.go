@@ -31,6 +31,7 @@ Commands:
   tput     TCP throughput against a serve sink
   dns      one DNS query over UDP against one server
   connect  TCP connect, or UDP send and await echo, with a timeout
+  get      HTTP GET of a URL, by this node's own resolver
   version  print the build version
 
 Run 'probe COMMAND --help' for a command's flags.
@@ -51,6 +52,7 @@ var commands = map[string]command{
 	"tput":    runTput,
 	"dns":     runDNS,
 	"connect": runConnect,
+	"get":     runGet,
 	"version": runVersion,
 }
 

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -142,5 +145,30 @@ func TestHelpGoesToStdout(t *testing.T) {
 	code, out, _ := runCLI(t, "--help")
 	if code != 0 || !strings.Contains(out, "Commands:") {
 		t.Errorf("--help: exit %d, %q", code, out)
+	}
+}
+
+func TestGetFetchesByName(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "hello from "+r.URL.Path)
+	}))
+	defer srv.Close()
+	url := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1) + "/x"
+	code, out, errOut := runCLI(t, "get", "--url", url)
+	if code != 0 {
+		t.Fatalf("probe get exit %d: %s", code, errOut)
+	}
+	var res struct {
+		Status int    `json:"status"`
+		Body   string `json:"body"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	if res.Status != 200 || res.Body != "hello from /x" {
+		t.Errorf("probe get = %+v", res)
+	}
+	if code, _, _ := runCLI(t, "get", "--url", "http://127.0.0.1:1/", "--timeout", "1s"); code != 1 {
+		t.Errorf("probe get of a closed port: exit %d, want 1", code)
 	}
 }
