@@ -68,9 +68,14 @@ func egressNote(allow bool) string {
 func dockerNetworkCommand(p *topology.Plan) string {
 	var aux []string
 	for name, ip := range p.Docker.AuxAddresses {
-		aux = append(aux, fmt.Sprintf("--aux-address %s=%s", name, ip))
+		if !p.DHCP.Contains(ip) || ip == p.DHCP.First {
+			aux = append(aux, fmt.Sprintf("--aux-address %s=%s", name, ip))
+		}
 	}
 	sortStrings(aux)
+	if n := len(p.Docker.AuxAddresses) - len(aux); n > 0 {
+		aux = append(aux, fmt.Sprintf("… (%d more: one per address of the VM block %s)", n, p.DHCP))
+	}
 	return strings.Join(append([]string{
 		"docker network create -d bridge",
 		"-o com.docker.network.bridge.name=" + p.Bridge.Name,

@@ -95,7 +95,7 @@ func TestDescribeListsEveryObjectUpBuilds(t *testing.T) {
 		"nft table inet hybridlab_hybrid",
 		"ip link add br-hybrid address 02:68:0a:00:01:01 mtu 1500 type bridge stp_state 0",
 		"--ip-range 10.0.1.128/25",
-		"--aux-address vm-base1=10.0.1.10",
+		"--aux-address vm-0=10.0.1.10 … (89 more: one per address of the VM block",
 		"docker run -d --name hybrid-web --hostname web --network hybrid-net --ip 10.0.1.254 " +
 			"--mac-address 02:42:0a:00:01:fe --dns 10.0.1.1 --dns-search lab",
 		"libvirt network hybrid-mgmt",

@@ -323,11 +323,23 @@ func (p *Plan) placeContainers(l *Lab, used map[netip.Addr]string) error {
 	return nil
 }
 
+// MaxAuxBlock is the largest VM DHCP block handed to Docker whole.
+const MaxAuxBlock = 256
+
 // fillAux gives Docker every address in the subnet that belongs to a VM or
 // a reservation, so `docker run --ip` can never take one of them either.
+// A VM block of up to MaxAuxBlock addresses is given whole: the Docker
+// network then stays the same when a VM is added to a running lab (Docker
+// cannot change a network's aux-addresses in place).
 func (p *Plan) fillAux(l *Lab) {
-	for _, n := range p.VMs() {
-		p.Docker.AuxAddresses["vm-"+n.Name] = n.IP
+	if p.DHCP.Size() <= MaxAuxBlock {
+		for a, i := p.DHCP.First, 0; a.Compare(p.DHCP.Last) <= 0; a, i = a.Next(), i+1 {
+			p.Docker.AuxAddresses[fmt.Sprintf("vm-%d", i)] = a
+		}
+	} else {
+		for _, n := range p.VMs() {
+			p.Docker.AuxAddresses["vm-"+n.Name] = n.IP
+		}
 	}
 	for i, r := range l.Reserved {
 		p.Docker.AuxAddresses[fmt.Sprintf("reserved-%d", i+1)] = netip.MustParseAddr(r.IP)
