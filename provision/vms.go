@@ -2,8 +2,11 @@ package provision
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"time"
 
 	"hybridlab/provision/accel"
 	"hybridlab/provision/box"
@@ -80,21 +83,48 @@ func (v *vmRun) up(ctx context.Context, u *upRun) error {
 	} else {
 		u.opts.progress("accel", "VMs run under KVM: %s", v.decision.Reason)
 	}
+	if d, ok := probedAccel(); ok && v.decision.Accel == accel.KVM && d.Accel == accel.TCG {
+		u.opts.progress("accel", "WARNING: --accel kvm, but this host's boot probe found KVM "+
+			"unusable (%s); VMs may never boot", d.Reason)
+	}
 	lab := v.driver(u.plan)
 	nodes := u.plan.VMs()
 	before := v.existing(u.plan, nodes)
+	// vagrant-libvirt waits for a guest's address without a deadline; a
+	// guest that never boots (a KVM that hangs) must not hang up with it.
+	ctx, cancel := context.WithTimeout(ctx, VMDeadline)
+	defer cancel()
 	err = lab.Up(ctx, nodes, vagrant.UpOptions{
 		Parallel: 2,
 		Output:   vagrantLines(u.opts.output()),
 		Lease:    leaseCheck(StateDir(u.plan.Lab)),
 	})
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("VMs not ready within %s under %s (%s); see the serial logs in "+
+			"%s/vagrant/*-serial.log", VMDeadline, v.decision.Accel, v.decision.Reason,
+			StateDir(u.plan.Lab))
+	}
 	for _, n := range nodes {
 		u.rec.created("vm", n.Object)
-		if !before[n.Object] {
+		if err == nil && !before[n.Object] {
 			u.changed("vm %s up at %s (mac %s)", n.Object, n.IP, n.MAC)
 		}
 	}
 	return err
+}
+
+// VMDeadline bounds bringing up a lab's VMs once the box exists: under TCG
+// on two cores two VMs take about a minute.
+const VMDeadline = 10 * time.Minute
+
+// probedAccel is the boot probe's cached answer for this host boot, if any.
+func probedAccel() (accel.Decision, bool) {
+	var d accel.Decision
+	data, err := os.ReadFile(accel.DefaultCachePath)
+	if err != nil || json.Unmarshal(data, &d) != nil {
+		return d, false
+	}
+	return d, true
 }
 
 // existing reports which VMs' domains run already.

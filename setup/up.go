@@ -48,6 +48,14 @@ up is finished by running up again. 'setup down' removes what up made.
 			if err != nil {
 				return err
 			}
+			switch f.accel {
+			case "auto", "kvm", "tcg":
+			default:
+				return fmt.Errorf("--accel %q: use auto (the boot probe decides), kvm or tcg", f.accel)
+			}
+			if g.json && !f.dryRun {
+				return errors.New("--json goes with --dry-run; 'setup status --json' shows a running lab")
+			}
 			opts := f.options(g)
 			if f.dryRun {
 				return printDryRun(cmd.OutOrStdout(), g, p, opts)

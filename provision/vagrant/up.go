@@ -222,6 +222,10 @@ func parseLabAddr(out, mac string) (netip.Addr, error) {
 // environment, streaming its output line by line.
 func (l *Lab) vagrant(ctx context.Context, n topology.Node, out LineFunc, args ...string) error {
 	cmd := exec.CommandContext(ctx, "vagrant", args...)
+	// vagrant dies with setup: a `setup up` killed with SIGKILL must not
+	// leave a `vagrant up` behind that holds the machine's lock against the
+	// next `up`. It gets SIGTERM, on which it cleans up after itself.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	cmd.Dir = l.cfg.VMDir(n)
 	cmd.Env = Env(l.cfg.VagrantHome)
 	w := newLineWriter(n.Name, out)
