@@ -226,6 +226,8 @@ func (l *Lab) vagrant(ctx context.Context, n topology.Node, out LineFunc, args .
 	// leave a `vagrant up` behind that holds the machine's lock against the
 	// next `up`. It gets SIGTERM, on which it cleans up after itself.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
 	cmd.Dir = l.cfg.VMDir(n)
 	cmd.Env = Env(l.cfg.VagrantHome)
 	w := newLineWriter(n.Name, out)
