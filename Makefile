@@ -15,7 +15,7 @@ KEEP ?=
 	create-hybrid-network hybrid-base hybrid-docker bench bench-updown deps
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
 
 test: ## as root: install deps, start daemons, unit + kernel tests, every lab suite; else unit only
 ifeq ($(ROOT),yes)
@@ -27,9 +27,12 @@ else
 	@echo "make test: not root, so the kernel tests and lab suites (bridge, nftables, Docker, VMs) were skipped"
 endif
 
+# TMPDIR is private to the run: go-graphviz (package graph) caches compiled
+# code under $$TMPDIR/go-graphviz, which must not be a shared /tmp path.
 unit: ## go vet + package tests (-short: VM boots are left to the suites; kernel tests need root)
+	@mkdir -p -m 700 .cache/tmp
 	$(GO) vet ./...
-	$(GO) test -short -count=1 $(UNIT_PKGS)
+	TMPDIR=$(CURDIR)/.cache/tmp $(GO) test -short -count=1 $(UNIT_PKGS)
 
 deps: ## install missing Debian packages and start dockerd/libvirtd (root)
 	$(SETUP) deps --vms --bench
@@ -71,6 +74,9 @@ hybrid-docker: ## add a docker-role VM to the running lab: make hybrid-docker NA
 	@test -n "$(NAME)" || { echo "usage: make hybrid-docker NAME=<vm name>"; exit 2; }
 	$(SETUP) add-vm $(NAME) --role docker
 	$(SETUP) up
+
+check: ## connectivity matrix of the running lab (ICMP/TCP/UDP between every pair)
+	$(SETUP) check
 
 down: ## remove the lab
 	$(SETUP) down

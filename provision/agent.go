@@ -52,6 +52,10 @@ func AgentBinary(ctx context.Context, out io.Writer) (string, error) {
 	return path, nil
 }
 
+// SourceRoot finds the hybridlab source tree from the working directory;
+// the agent and the graph renderer are built from it.
+func SourceRoot() (string, error) { return moduleRoot() }
+
 // moduleRoot finds the hybridlab source tree from the working directory.
 func moduleRoot() (string, error) {
 	dir, err := os.Getwd()

@@ -6,8 +6,6 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-
-	"hybridlab/graph"
 )
 
 func newGraphCmd(g *globals) *cobra.Command {
@@ -26,9 +24,14 @@ With --live (root), nodes that are not running are marked down.`,
 			if err != nil {
 				return err
 			}
-			opts := graph.Options{}
+			var status map[string]bool
 			if live {
-				opts.Status = liveStatus(cmd.Context(), p)
+				status = liveStatus(cmd.Context(), p)
+			}
+			switch format {
+			case "dot", "svg", "html":
+			default:
+				return fmt.Errorf("--format %q: use dot, svg or html", format)
 			}
 			var w io.Writer = cmd.OutOrStdout()
 			if out != "" && out != "-" {
@@ -39,8 +42,8 @@ With --live (root), nodes that are not running are marked down.`,
 				defer f.Close()
 				w = f
 			}
-			if err := graph.Render(cmd.Context(), p, format, w, opts); err != nil {
-				return fmt.Errorf("graph: %w", err)
+			if err := renderGraph(cmd.Context(), p, format, status, w); err != nil {
+				return err
 			}
 			if out != "" && out != "-" {
 				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", out)
@@ -48,7 +51,7 @@ With --live (root), nodes that are not running are marked down.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", graph.FormatSVG, "dot, svg or html")
+	cmd.Flags().StringVar(&format, "format", "svg", "dot, svg or html")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write to FILE instead of stdout")
 	cmd.Flags().BoolVar(&live, "live", false, "mark nodes that are not running (reads Docker and libvirt)")
 	return cmd

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"hybridlab/graph"
 	"hybridlab/provision"
 	"hybridlab/reports"
 	"hybridlab/topology"
@@ -103,5 +102,5 @@ func writeGraph(cmd *cobra.Command, p *topology.Plan, path string) error {
 		return err
 	}
 	defer f.Close()
-	return graph.Render(cmd.Context(), p, graph.FormatSVG, f, graph.Options{})
+	return renderGraph(cmd.Context(), p, "svg", nil, f)
 }

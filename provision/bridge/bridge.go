@@ -33,6 +33,8 @@ var (
 	ErrMismatch = errors.New("bridge settings differ from the plan")
 	// ErrNotBridge: the name is taken by a link of another kind.
 	ErrNotBridge = errors.New("link is not a bridge")
+	// ErrNotFound: no link of that name exists.
+	ErrNotFound = errors.New("no such link")
 	// ErrNotOwned: the bridge was not created by this lab.
 	ErrNotOwned = errors.New("bridge not created by this lab")
 )

@@ -366,7 +366,7 @@ func notForwarding(ps []Port) []string {
 
 func isNotFound(err error) bool {
 	var nf netlink.LinkNotFoundError
-	return errors.As(err, &nf)
+	return errors.Is(err, ErrNotFound) || errors.As(err, &nf)
 }
 
 func linkRef(st Status) netlink.Link {

@@ -39,14 +39,14 @@ type rawLink struct {
 const userHZ = 100
 
 // getLink returns the link called name; an error matching
-// netlink.LinkNotFoundError when there is none.
+// ErrNotFound when there is none.
 func getLink(name string) (rawLink, error) {
 	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
 	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
 	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
 	if errors.Is(err, unix.ENODEV) {
-		return rawLink{}, netlink.LinkNotFoundError{}
+		return rawLink{}, fmt.Errorf("link %q: %w", name, ErrNotFound)
 	}
 	if err != nil {
 		return rawLink{}, err
