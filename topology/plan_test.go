@@ -220,17 +220,33 @@ reserved: [{ip: 10.0.1.200, note: printer}]
 vms: [{name: a}]
 containers: [{name: x}]
 `)
-	want := map[string]netip.Addr{
-		"vm-a":       netip.MustParseAddr("10.0.1.10"),
-		"reserved-1": netip.MustParseAddr("10.0.1.200"),
+	// The whole VM block (10-99) plus the reservation: adding a VM later
+	// leaves the Docker network as it is.
+	if got, want := len(p.Docker.AuxAddresses), p.DHCP.Size()+1; got != want {
+		t.Fatalf("%d aux addresses, want %d (VM block + reserved)", got, want)
 	}
-	if len(p.Docker.AuxAddresses) != len(want) {
-		t.Fatalf("aux addresses %v, want %v", p.Docker.AuxAddresses, want)
+	held := map[netip.Addr]bool{}
+	for _, ip := range p.Docker.AuxAddresses {
+		held[ip] = true
 	}
-	for k, v := range want {
-		if p.Docker.AuxAddresses[k] != v {
-			t.Errorf("aux %s = %s, want %s", k, p.Docker.AuxAddresses[k], v)
+	for _, ip := range []string{"10.0.1.10", "10.0.1.99", "10.0.1.200"} {
+		if !held[netip.MustParseAddr(ip)] {
+			t.Errorf("aux addresses miss %s", ip)
 		}
+	}
+	if held[p.Containers()[0].IP] {
+		t.Errorf("aux addresses hold container x's %s", p.Containers()[0].IP)
+	}
+	bigger := mustPlan(t, `
+name: t
+subnet: 10.0.0.0/16
+dhcp_range: 10.0.0.10-10.0.127.254
+docker_range: 10.0.128.0/17
+vms: [{name: a}, {name: b}]
+`)
+	if len(bigger.Docker.AuxAddresses) != 2 {
+		t.Errorf("a VM block over %d addresses: aux %v, want one per VM", topology.MaxAuxBlock,
+			bigger.Docker.AuxAddresses)
 	}
 }
 
