@@ -239,9 +239,9 @@ containers: [{name: x}]
 	}
 	bigger := mustPlan(t, `
 name: t
-subnet: 10.0.0.0/16
-dhcp_range: 10.0.0.10-10.0.127.254
-docker_range: 10.0.128.0/17
+subnet: 10.4.0.0/16
+dhcp_range: 10.4.0.10-10.4.127.254
+docker_range: 10.4.128.0/17
 vms: [{name: a}, {name: b}]
 `)
 	if len(bigger.Docker.AuxAddresses) != 2 {
