@@ -60,7 +60,12 @@ func Up(ctx context.Context, p *topology.Plan, opts Options) (*Record, error) {
 		{"nodes", u.nodes},
 		{"verify", u.verify},
 	}
+	fresh := len(rec.Created) == 0 && len(rec.Adopted) == 0
 	if err := runSteps(ctx, rec, u.opts, steps); err != nil {
+		if errors.Is(err, ErrRefused) && fresh {
+			// Nothing was made: leave no state directory behind either.
+			_ = os.RemoveAll(StateDir(p.Lab))
+		}
 		return rec, err
 	}
 	rec.Completed = true
@@ -105,10 +110,24 @@ func (u *upRun) summary() {
 	u.opts.progress("summary", "%d changes", len(u.changes))
 }
 
+// ErrRefused marks an Up that stopped before its first host change.
+var ErrRefused = errors.New("refused before any host change")
+
 // preflight runs every check that can refuse the plan, before the first
 // host change: subnets that overlap a route, a Docker or a libvirt network,
-// and a bridge of the plan's name that exists with other settings.
+// a bridge of the plan's name that exists with other settings, and a
+// probe agent that cannot be built.
 func (u *upRun) preflight(ctx context.Context) error {
+	if err := u.checks(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	return nil
+}
+
+func (u *upRun) checks(ctx context.Context) error {
+	if _, err := AgentBinary(ctx, u.opts.output()); err != nil {
+		return err
+	}
 	inv, err := topology.ReadInventory(ctx)
 	if err != nil {
 		return err

@@ -66,9 +66,12 @@ up is finished by running up again. 'setup down' removes what up made.
 			}
 			start := time.Now()
 			rec, err := provision.Up(cmd.Context(), p, opts)
-			if err != nil {
-				return fmt.Errorf("up %q: %w\n(run 'go run ./setup up' again to finish, or "+
-					"'go run ./setup down' to remove what was made)", p.Lab, err)
+			switch {
+			case errors.Is(err, provision.ErrRefused), errors.Is(err, provision.ErrLocked):
+				return fmt.Errorf("up %q: %w", p.Lab, err)
+			case err != nil:
+				return fmt.Errorf("up %q: %w\n(fix the cause, then run 'go run ./setup up' again "+
+					"to finish, or 'go run ./setup down' to remove what was made)", p.Lab, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "lab %q is up in %.1fs: %d containers, %d VMs on %s\n",
 				p.Lab, time.Since(start).Seconds(), len(p.Containers()), len(rec.Created["vm"])+

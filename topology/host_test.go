@@ -23,7 +23,7 @@ var fakeHost = topology.Inventory{
 		np("eth0", "2001:db8::/32", ""),
 		np("docker0", "172.17.0.0/16", ""),
 		np("virbr1", "192.168.121.0/24", ""),
-		np("eth0", "192.0.2.0/24", ""),
+		np("eth0", "192.168.50.0/24", ""),
 		np("br-hybrid", "10.0.1.0/24", ""),
 		np("virbr-hybrid", "10.0.9.0/24", ""),
 	},
@@ -31,7 +31,7 @@ var fakeHost = topology.Inventory{
 		np("lo", "127.0.0.1/8", ""),
 		np("docker0", "172.17.0.1/16", ""),
 		np("virbr1", "192.168.121.1/24", ""),
-		np("eth0", "192.0.2.2/24", ""),
+		np("eth0", "192.168.50.2/24", ""),
 		np("br-hybrid", "10.0.1.1/24", ""),
 		np("virbr-hybrid", "10.0.9.1/24", ""),
 	},
@@ -63,8 +63,8 @@ func TestHostConflicts(t *testing.T) {
 			"subnet 172.17.5.0/24 overlaps 172.17.0.0/16 of docker network \"bridge\" " +
 				"on docker0; pick another subnet in lab.yaml",
 		}},
-		{"management on the uplink", "10.0.1.0/24", "192.0.2.0/24", []string{
-			"management.subnet 192.0.2.0/24 overlaps 192.0.2.0/24 on eth0 (route); " +
+		{"management on the uplink", "10.0.1.0/24", "192.168.50.0/24", []string{
+			"management.subnet 192.168.50.0/24 overlaps 192.168.50.0/24 on eth0 (route); " +
 				"pick another management.subnet in lab.yaml",
 		}},
 	}

@@ -230,6 +230,10 @@ func (v *validator) subnet(l *Lab) (netip.Prefix, bool) {
 	case subnet.Masked() != subnet:
 		v.addf("subnet %q: host bits are set; use %s", l.Subnet, subnet.Masked())
 		return subnet, false
+	case !isPrivate(subnet):
+		v.addf("subnet %s: not a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16); "+
+			"a lab must not shadow real addresses, pick one inside those", subnet)
+		return subnet, false
 	case subnet.Bits() > 29:
 		v.addf("subnet %s: too small for a lab; use a /29 or larger (a /24 is usual)", subnet)
 		return subnet, false
@@ -320,6 +324,10 @@ func (v *validator) management(l *Lab, subnet netip.Prefix) {
 	}
 	if m.Masked() != m {
 		v.addf("management.subnet %q: host bits are set; use %s", l.Management.Subnet, m.Masked())
+	}
+	if !isPrivate(m.Masked()) {
+		v.addf("management.subnet %s: not a private range (10.0.0.0/8, 172.16.0.0/12, "+
+			"192.168.0.0/16); pick one inside those", m)
 	}
 	if room := prefixSize(m) - mgmtFirstHost - 1; len(l.VMs) > room {
 		v.addf("management.subnet %s: its DHCP pool has %d addresses for %d vms; "+
@@ -533,4 +541,20 @@ func checkPublish(p string) (string, error) {
 		}
 	}
 	return host + "/" + proto, nil
+}
+
+// privateRanges are the IPv4 ranges a lab may use (RFC 1918).
+var privateRanges = []netip.Prefix{
+	netip.MustParsePrefix("10.0.0.0/8"),
+	netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"),
+}
+
+func isPrivate(p netip.Prefix) bool {
+	for _, r := range privateRanges {
+		if r.Bits() <= p.Bits() && r.Contains(p.Addr()) {
+			return true
+		}
+	}
+	return false
 }

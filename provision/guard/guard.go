@@ -186,10 +186,13 @@ type DockerUserResult struct {
 }
 
 func (r DockerUserResult) String() string {
+	if !r.Chain && r.Family == "ip6" {
+		return fmt.Sprintf("ip6 filter has no %s chain (dockerd's IPv6 firewalling is off): "+
+			"bridged IPv6 is not dropped by Docker, nothing to add", DockerUserChain)
+	}
 	if !r.Chain {
-		return fmt.Sprintf("%s filter has no %s chain: nothing added (dockerd not running "+
-			"or not managing %s); run up again after starting dockerd",
-			r.Family, DockerUserChain, r.Family)
+		return fmt.Sprintf("%s filter has no %s chain: nothing added (dockerd not running); "+
+			"run up again after starting dockerd", r.Family, DockerUserChain)
 	}
 	return fmt.Sprintf("%s filter %s: %d lab accept rule(s)", r.Family, DockerUserChain, r.Rules)
 }

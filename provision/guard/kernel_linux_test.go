@@ -123,7 +123,7 @@ func TestKernelTableAsTheKernelListsIt(t *testing.T) {
 		t.Errorf("first Ensure = %+v", res)
 	}
 	for _, du := range res.DockerUser {
-		if du.Chain || !strings.Contains(du.String(), "nothing added") {
+		if du.Chain || !strings.Contains(du.String(), "nothing") {
 			t.Errorf("DOCKER-USER in a namespace without Docker: %s", du)
 		}
 	}
