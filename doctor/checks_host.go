@@ -171,7 +171,11 @@ func leftoverFinding(sev Severity, lab string, ls []leftover, down string) Findi
 		f.Fix = down + " (or by hand: " + f.Fix + ")"
 	}
 	if sev == Info {
+		f.Evidence = "objects of another lab (running, or left behind): " +
+			strings.Join(whats, ", ")
 		f.Cost = "none while lab " + lab + " is running; if it is not, they are leftovers"
+		f.Fix = "if lab " + lab + " is not running: go run ./setup down -f <its lab file> " +
+			"(or by hand: " + f.Fix + ")"
 	}
 	return f
 }
@@ -190,6 +194,9 @@ func findLeftovers(plan *topology.Plan, s *HostState) []leftover {
 	}
 	for _, t := range s.NFTTables {
 		lab, ok := strings.CutPrefix(t.Name, "hybridlab_")
+		// A lab's other tables (its policy table, hybridlab_<lab>_pol)
+		// belong to it: lab names are DNS labels and hold no '_'.
+		lab, _, _ = strings.Cut(lab, "_")
 		if ok && (lab != plan.Lab || before) {
 			out = append(out, leftover{lab, "nft table " + t.Family + " " + t.Name,
 				"nft delete table " + t.Family + " " + t.Name})

@@ -191,7 +191,8 @@ var checkCases = []struct {
 				"virsh -c qemu:///system destroy hld-vm1; " +
 				"virsh -c qemu:///system undefine hld-vm1 --remove-all-storage; " +
 				"rm /var/lib/hybridlab/hld/dnsmasq.pid)"},
-			{Info, "lab other", "ip link del br-other"},
+			{Info, "lab other", "if lab other is not running: go run ./setup down -f <its lab file> " +
+				"(or by hand: ip link del br-other)"},
 		},
 	},
 	{
