@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -25,7 +24,6 @@ import (
 type globals struct {
 	labFile string
 	json    bool
-	verbose bool
 }
 
 func main() {
@@ -55,22 +53,15 @@ func newRoot() *cobra.Command {
 containers on one shared Linux bridge and subnet, with the lab's own DNS/DHCP
 (dnsmasq) and an nftables guard that keeps lab traffic on this machine.
 
-Without -f, the embedded default lab is used (see 'setup plan').
+Without -f, $HYBRIDLAB_LAB names the lab file, else the embedded default lab
+is used (see 'setup plan').
 Commands that change the host need root.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
-			level := slog.LevelInfo
-			if g.verbose {
-				level = slog.LevelDebug
-			}
-			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
-		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.PersistentFlags().StringVarP(&g.labFile, "file", "f", os.Getenv("HYBRIDLAB_LAB"),
 		"lab description (lab.yaml); default $HYBRIDLAB_LAB, else the embedded default lab")
-	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every host change")
 	root.AddCommand(
 		newPlanCmd(g),
 		newUpCmd(g),
