@@ -30,11 +30,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRoot().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "setup:", err)
 		var ec exitCode
 		if errors.As(err, &ec) {
+			// The command has said what was wrong; only the status is left.
 			os.Exit(int(ec))
 		}
+		fmt.Fprintln(os.Stderr, "setup:", err)
 		os.Exit(1)
 	}
 }
