@@ -27,10 +27,11 @@ else
 	@echo "make test: not root, so the kernel tests and lab suites (bridge, nftables, Docker, VMs) were skipped"
 endif
 
-# TMPDIR is private to the run: go-graphviz (package graph) caches compiled
-# code under $$TMPDIR/go-graphviz, which must not be a shared /tmp path.
+# TMPDIR is the checkout's own (writable by its owner only, enterable by
+# dnsmasq's user for the DNS tests): go-graphviz (package graph) caches
+# compiled code under $$TMPDIR/go-graphviz, which must not be a shared /tmp.
 unit: ## go vet + package tests (-short: VM boots are left to the suites; kernel tests need root)
-	@mkdir -p -m 700 .cache/tmp
+	@mkdir -p .cache/tmp && chmod 755 .cache/tmp
 	$(GO) vet ./...
 	TMPDIR=$(CURDIR)/.cache/tmp $(GO) test -short -count=1 $(UNIT_PKGS)
 

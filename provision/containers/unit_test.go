@@ -42,7 +42,7 @@ func TestNetworkDiffNamesEachSetting(t *testing.T) {
 		Labels:  map[string]string{"io.hybridlab.lab": "hlc"},
 		IPAM: network.IPAM{Config: []network.IPAMConfig{{
 			Subnet: "10.0.5.0/24", Gateway: "10.0.5.1", IPRange: "10.0.5.128/25",
-			AuxAddress: map[string]string{"vm-vm1": "10.0.5.10"},
+			AuxAddress: auxOf(p),
 		}}},
 	}
 	diff := networkDiff(want, cur)
@@ -126,4 +126,13 @@ func TestCheckStaticRefusesDynamicBinaries(t *testing.T) {
 			t.Errorf("checkStatic(%s) = %v, want ok=%v", tt.path, err, tt.wantOK)
 		}
 	}
+}
+
+// auxOf is the plan's aux-addresses as Docker reports them.
+func auxOf(p *topology.Plan) map[string]string {
+	out := map[string]string{}
+	for name, ip := range p.Docker.AuxAddresses {
+		out[name] = ip.String()
+	}
+	return out
 }

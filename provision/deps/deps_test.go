@@ -67,13 +67,13 @@ func TestPackages(t *testing.T) {
 	for _, want := range []string{"docker.io", "nftables", "iptables", "dnsmasq-base",
 		"iproute2", "busybox-static", "libvirt-daemon-system", "libvirt-clients",
 		"qemu-system-x86", "qemu-utils", "vagrant", "vagrant-libvirt", "mmdebstrap", "uidmap",
-		"e2fsprogs", "sockperf", "iperf3", "tcpdump"} {
+		"e2fsprogs", "sockperf", "iperf3", "tcpdump", "iputils-ping"} {
 		if !slices.Contains(all, want) {
 			t.Errorf("Packages() lacks %s", want)
 		}
 	}
-	if len(all) != 18 || !slices.IsSorted(all) {
-		t.Errorf("Packages() = %v, want 18 sorted names", all)
+	if len(all) != 19 || !slices.IsSorted(all) {
+		t.Errorf("Packages() = %v, want 19 sorted names", all)
 	}
 }
 
