@@ -104,6 +104,11 @@ func labProcesses() []string {
 			continue
 		}
 		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if len(cmdline) == 0 {
+			// An exited process waiting to be reaped (a zombie) has no
+			// command line; it holds nothing of the lab's.
+			continue
+		}
 		out = append(out, c+" "+strings.ReplaceAll(string(cmdline), "\x00", " "))
 	}
 	sort.Strings(out)
