@@ -46,8 +46,10 @@ JUnit file there into junit-all.xml and draws topology.svg.`,
 			in.Latency = ifExists(filepath.Join(out, "latency.json"))
 			in.Bringup = copyIfExists(filepath.Join(provision.StateDir(p.Lab), "bringup.json"),
 				filepath.Join(out, "bringup.json"))
-			if os.Geteuid() == 0 {
-				checked, problems := provision.Status(cmd.Context(), p).LedgerProblems()
+			// The live check compares a running lab; after `down` there is
+			// nothing to compare, and the page says no check was made.
+			if st := provision.Status(cmd.Context(), p); os.Geteuid() == 0 && st.Bridge != nil {
+				checked, problems := st.LedgerProblems()
 				in.LedgerCheck = &reports.LedgerCheck{OK: len(problems) == 0, Checked: checked,
 					Problems: problems}
 			}

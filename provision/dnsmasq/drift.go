@@ -18,7 +18,10 @@ type Mismatch struct {
 }
 
 func (m Mismatch) String() string {
-	return fmt.Sprintf("%s (mac %s): want %s, got %v: %s", m.Node, m.MAC, m.Want, m.Got, m.Problem)
+	if !m.Got.IsValid() {
+		return fmt.Sprintf("%s (mac %s): want %s: %s", m.Node, m.MAC, m.Want, m.Problem)
+	}
+	return fmt.Sprintf("%s (mac %s): want %s, got %s: %s", m.Node, m.MAC, m.Want, m.Got, m.Problem)
 }
 
 // Drift compares leases with the plan's VMs (faults B14, B15): each VM's
