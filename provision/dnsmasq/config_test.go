@@ -189,7 +189,7 @@ func TestDriftNamesEachEntryOffPlan(t *testing.T) {
 		leases []Lease
 		want   string
 	}{
-		{"missing", leases, "vm2 (mac 52:54:0a:00:05:2a): want 10.0.5.42, got invalid IP: no lease"},
+		{"missing", leases, "vm2 (mac 52:54:0a:00:05:2a): want 10.0.5.42: no lease"},
 		{"moved", append(leases, Lease{MAC: "52:54:0a:00:05:2a", IP: ip("10.0.5.50")}),
 			"vm2 (mac 52:54:0a:00:05:2a): want 10.0.5.42, got 10.0.5.50: " +
 				"leased address differs from the plan"},
