@@ -86,7 +86,8 @@ up is finished by running up again. 'setup down' removes what up made.
 		"let lab traffic leave through the uplink (the guard drops it by default)")
 	cmd.Flags().StringVar(&f.accel, "accel", "auto", "VM accelerator: auto (boot probe), kvm or tcg")
 	cmd.Flags().BoolVar(&f.noInstall, "no-install", false, "never run apt-get; fail listing what is missing")
-	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "do not stream the output of apt-get, mmdebstrap and vagrant")
+	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false,
+		"do not stream the output of apt-get, mmdebstrap and vagrant")
 	return cmd
 }
 
