@@ -177,9 +177,9 @@ var ErrTooFewEndpoints = errors.New("a matrix needs at least two endpoints")
 // Run probes every ordered pair of distinct endpoints with every protocol of opts, at most
 // opts.Parallel probes at a time, and returns the filled matrix. A TCP or UDP probe starts
 // with one `probe connect`, so an unreachable target costs one timeout, not Count of them.
-// Endpoints with Serve set get a `probe serve` for the run's duration (bound to their lab address only). A probe that fails
-// is a failed cell, not an error; Run returns an error for bad options, a serve that cannot
-// start, or when ctx ends.
+// Endpoints with Serve set get a `probe serve` for the run's duration (bound to their lab
+// address only). A probe that fails is a failed cell, not an error; Run returns an error for
+// bad options, a serve that cannot start, or when ctx ends.
 func Run(ctx context.Context, p *topology.Plan, opts Options) (Matrix, error) {
 	o := opts.withDefaults()
 	if len(o.Endpoints) < 2 {

@@ -2,10 +2,8 @@ package provision
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"hybridlab/provision/accel"
@@ -83,7 +81,7 @@ func (v *vmRun) up(ctx context.Context, u *upRun) error {
 	} else {
 		u.opts.progress("accel", "VMs run under KVM: %s", v.decision.Reason)
 	}
-	if d, ok := probedAccel(); ok && v.decision.Accel == accel.KVM && d.Accel == accel.TCG {
+	if d, ok := accel.Cached(); ok && v.decision.Accel == accel.KVM && d.Accel == accel.TCG {
 		u.opts.progress("accel", "WARNING: --accel kvm, but this host's boot probe found KVM "+
 			"unusable (%s); VMs may never boot", d.Reason)
 	}
@@ -116,16 +114,6 @@ func (v *vmRun) up(ctx context.Context, u *upRun) error {
 // VMDeadline bounds bringing up a lab's VMs once the box exists: under TCG
 // on two cores two VMs take about a minute.
 const VMDeadline = 10 * time.Minute
-
-// probedAccel is the boot probe's cached answer for this host boot, if any.
-func probedAccel() (accel.Decision, bool) {
-	var d accel.Decision
-	data, err := os.ReadFile(accel.DefaultCachePath)
-	if err != nil || json.Unmarshal(data, &d) != nil {
-		return d, false
-	}
-	return d, true
-}
 
 // existing reports which VMs' domains run already.
 func (v *vmRun) existing(p *topology.Plan, nodes []topology.Node) map[string]bool {

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"os"
-
 	"github.com/spf13/cobra"
 
 	"hybridlab/doctor"
@@ -38,7 +35,7 @@ only), 2 when any error is found. Reading firewalls needs root.`,
 				opts.Phase = doctor.PhaseRunning
 				opts.Baseline = rec.Bridge
 			}
-			if d, ok := cachedAccel(); ok {
+			if d, ok := accel.Cached(); ok {
 				opts.Accel = doctor.Accel{Name: string(d.Accel), Reason: d.Reason}
 			}
 			s, err := doctor.Collect(cmd.Context(), p, opts)
@@ -63,15 +60,4 @@ only), 2 when any error is found. Reading firewalls needs root.`,
 	cmd.Flags().BoolVar(&g.json, "json", false, "print findings as JSON")
 	cmd.Flags().BoolVar(&ipv6, "ipv6", false, "the lab needs IPv6: a host without it is an error")
 	return cmd
-}
-
-// cachedAccel reads the boot probe's answer for this host boot, if any;
-// doctor never boots a guest itself.
-func cachedAccel() (accel.Decision, bool) {
-	var d accel.Decision
-	data, err := os.ReadFile(accel.DefaultCachePath)
-	if err != nil || json.Unmarshal(data, &d) != nil {
-		return d, false
-	}
-	return d, true
 }

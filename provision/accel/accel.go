@@ -159,6 +159,10 @@ func readBootID() string {
 	return strings.TrimSpace(string(data))
 }
 
+// Cached returns the boot probe's answer for the current host boot from
+// DefaultCachePath, without probing; false when there is none.
+func Cached() (Decision, bool) { return readCache(DefaultCachePath, readBootID()) }
+
 func readCache(path, bootID string) (Decision, bool) {
 	data, err := os.ReadFile(path)
 	if err != nil || bootID == "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/docker/docker/client"
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL reads best unqualified.
@@ -37,18 +36,6 @@ func LabPath() string {
 	}
 	abs, _ := filepath.Abs(path)
 	return abs
-}
-
-func moduleRoot() string {
-	dir, _ := os.Getwd()
-	for dir != "" && dir != "/" {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.HasPrefix(string(data), "module hybridlab\n") {
-			return dir
-		}
-		dir = filepath.Dir(dir)
-	}
-	return ""
 }
 
 // Reuse reports whether HYBRIDLAB_REUSE=1: the lab is up already and stays up.

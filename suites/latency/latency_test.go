@@ -15,6 +15,7 @@ import (
 	"hybridlab/bench"
 	"hybridlab/probes/remote"
 	"hybridlab/provision"
+	"hybridlab/provision/accel"
 	"hybridlab/reports"
 	"hybridlab/suites/labctl"
 	"hybridlab/suites/labels"
@@ -142,7 +143,7 @@ func recordExperiment(res *bench.Result) {
 }
 
 func accelerator() string {
-	if d, ok := labctl.AccelDecision(); ok {
+	if d, ok := accel.Cached(); ok {
 		return string(d.Accel)
 	}
 	return "none"
