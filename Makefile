@@ -30,10 +30,13 @@ endif
 # TMPDIR is the checkout's own (writable by its owner only, enterable by
 # dnsmasq's user for the DNS tests): go-graphviz (package graph) caches
 # compiled code under $$TMPDIR/go-graphviz, which must not be a shared /tmp.
+# -p 1: the root tests of provision/containers and provision/dnsmasq both
+# use the test lab hlc (10.0.5.1 with a dnsmasq); run side by side, one can
+# find the other's listener ("Address already in use").
 unit: ## go vet + package tests (-short: VM boots are left to the suites; kernel tests need root)
 	@mkdir -p .cache/tmp && chmod 755 .cache/tmp
 	$(GO) vet ./...
-	TMPDIR=$(CURDIR)/.cache/tmp $(GO) test -short -count=1 $(UNIT_PKGS)
+	TMPDIR=$(CURDIR)/.cache/tmp $(GO) test -p 1 -short -count=1 $(UNIT_PKGS)
 
 deps: ## install missing Debian packages and start dockerd/libvirtd (root)
 	$(SETUP) deps --vms --bench
