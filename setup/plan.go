@@ -51,15 +51,29 @@ func printPlan(w io.Writer, p *topology.Plan) {
 		p.DHCP)
 	fmt.Fprintf(w, "  Docker ip-range    %s (network %s on %s)\n",
 		p.Docker.IPRange, p.Docker.Network, p.Bridge.Name)
+	for _, s := range p.AllSegments()[1:] {
+		fmt.Fprintf(w, "  Segment %-10s bridge %s (mac %s), subnet %s, gateway %s; "+
+			"VM block %s, Docker %s (network %s); routed by the host\n",
+			s.Name, s.Bridge.Name, s.Bridge.MAC, s.Subnet, s.Gateway, s.DHCP,
+			s.Docker.IPRange, s.Docker.Network)
+	}
 	fmt.Fprintf(w, "  Management net     %s on %s, %s (isolated, for Vagrant's SSH)\n",
 		p.Management.Network, p.Management.Bridge, p.Management.Subnet)
 	fmt.Fprintf(w, "  Guard              nft table inet %s\n\n", p.NFTable)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKIND\tROLE\tIP\tMAC\tDNS\tOBJECT")
+	if p.Routed() {
+		fmt.Fprintln(tw, "NAME\tKIND\tROLE\tSEGMENT\tIP\tMAC\tDNS\tOBJECT")
+	} else {
+		fmt.Fprintln(tw, "NAME\tKIND\tROLE\tIP\tMAC\tDNS\tOBJECT")
+	}
 	for _, n := range p.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			n.Name, n.Kind, n.Role, n.IP, n.MAC, n.DNS, n.Object)
+		seg := ""
+		if p.Routed() {
+			seg = n.Segment + "\t"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s%s\t%s\t%s\t%s\n",
+			n.Name, n.Kind, n.Role, seg, n.IP, n.MAC, n.DNS, n.Object)
 	}
 	tw.Flush()
 
@@ -69,9 +83,11 @@ func printPlan(w io.Writer, p *topology.Plan) {
 	for _, r := range p.Ledger() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.IP, r.Owner, r.Note)
 	}
-	fmt.Fprintf(tw, "%s\t%s\t%s\n", p.DHCP, "dhcp block", "VMs only; reservations above")
-	fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Docker.IPRange, "docker ip-range",
-		"containers; declared ones pinned from the top")
+	for _, s := range p.AllSegments() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.DHCP, "dhcp block", "VMs only; reservations above")
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Docker.IPRange, "docker ip-range",
+			"containers; declared ones pinned from the top")
+	}
 	tw.Flush()
 }
 

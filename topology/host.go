@@ -61,10 +61,12 @@ func (c Conflict) String() string {
 // It reads nothing itself; see ReadInventory.
 func HostConflicts(p *Plan, inv Inventory) []Conflict {
 	own := map[string]bool{
-		"link/" + p.Bridge.Name:           true,
 		"link/" + p.Management.Bridge:     true,
-		"docker/" + p.Docker.Network:      true,
 		"libvirt/" + p.Management.Network: true,
+	}
+	for _, s := range p.AllSegments() {
+		own["link/"+s.Bridge.Name] = true
+		own["docker/"+s.Docker.Network] = true
 	}
 	sources := []struct {
 		name, kind string
@@ -78,7 +80,17 @@ func HostConflicts(p *Plan, inv Inventory) []Conflict {
 	labs := []struct {
 		field  string
 		prefix netip.Prefix
-	}{{"subnet", p.Subnet}, {"management.subnet", p.Management.Subnet}}
+	}{{"subnet", p.Subnet}}
+	for _, s := range p.AllSegments()[1:] {
+		labs = append(labs, struct {
+			field  string
+			prefix netip.Prefix
+		}{fmt.Sprintf("segment %s subnet", s.Name), s.Subnet})
+	}
+	labs = append(labs, struct {
+		field  string
+		prefix netip.Prefix
+	}{"management.subnet", p.Management.Subnet})
 	var out []Conflict
 	seen := map[string]bool{}
 	for _, lab := range labs {

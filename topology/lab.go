@@ -63,11 +63,35 @@ type Lab struct {
 	Reserved []Reserved `json:"reserved,omitempty"`
 	// Management is the libvirt network Vagrant uses to reach VMs.
 	Management Management `json:"management,omitempty"`
+	// Segments are further bridges with subnets of their own. The fields
+	// above describe the main segment; the host routes between segments,
+	// subject to the policies.
+	Segments []Segment `json:"segments,omitempty"`
 
 	VMs        []VM        `json:"vms,omitempty"`
 	Containers []Container `json:"containers,omitempty"`
 	// Policies filter traffic on the lab bridge; none means all is allowed.
 	Policies *Policies `json:"policies,omitempty"`
+
+	// segment is set on the per-segment labs of segmentLabs.
+	segment string
+}
+
+// MainSegment names the segment the lab's top-level bridge and subnet
+// describe; nodes without a segment field are on it.
+const MainSegment = "main"
+
+// Segment is one more bridge and subnet of a lab. Its nodes name it in
+// their segment field. Empty fields take the same defaults as the main
+// segment's, except the bridge, which is br-LAB-NAME.
+type Segment struct {
+	Name        string     `json:"name"`
+	Bridge      string     `json:"bridge,omitempty"`
+	Subnet      string     `json:"subnet"`
+	Gateway     string     `json:"gateway,omitempty"`
+	DHCPRange   string     `json:"dhcp_range,omitempty"`
+	DockerRange string     `json:"docker_range,omitempty"`
+	Reserved    []Reserved `json:"reserved,omitempty"`
 }
 
 // Reserved is an address kept out of every allocation.
@@ -93,6 +117,8 @@ type VM struct {
 	IP string `json:"ip,omitempty"`
 	// MAC overrides the MAC derived from the IP.
 	MAC string `json:"mac,omitempty"`
+	// Segment is the segment the VM's lab NIC is on; main by default.
+	Segment string `json:"segment,omitempty"`
 }
 
 // Container is a Docker container attached to the lab bridge.
@@ -105,6 +131,8 @@ type Container struct {
 	Command []string `json:"command,omitempty"`
 	// Publish lists ports published on the host, "HOST:CONTAINER[/tcp|udp]".
 	Publish []string `json:"publish,omitempty"`
+	// Segment is the segment the container is on; main by default.
+	Segment string `json:"segment,omitempty"`
 }
 
 // ErrInvalid is wrapped by every validation error.

@@ -48,6 +48,19 @@ type Plan struct {
 	NFTable    string            `json:"nft_table"`
 	// Policies are the lab's network policies as declared; nil allows all.
 	Policies *Policies `json:"policies,omitempty"`
+	// Segments lists every segment, main first. Subnet, Gateway, Bridge,
+	// DHCP and Docker above are the main segment's.
+	Segments []SegmentPlan `json:"segments"`
+}
+
+// SegmentPlan is one bridge and subnet of the lab.
+type SegmentPlan struct {
+	Name    string       `json:"name"`
+	Subnet  netip.Prefix `json:"subnet"`
+	Gateway netip.Addr   `json:"gateway"`
+	Bridge  BridgePlan   `json:"bridge"`
+	DHCP    AddrRange    `json:"dhcp"`
+	Docker  DockerPlan   `json:"docker"`
 }
 
 // BridgePlan is the shared Linux bridge.
@@ -113,6 +126,8 @@ type Node struct {
 	CPUs    int      `json:"cpus,omitempty"`
 	Command []string `json:"command,omitempty"`
 	Publish []string `json:"publish,omitempty"`
+	// Segment names the segment the node is on.
+	Segment string `json:"segment"`
 }
 
 // Reservation is one line of the address ledger.
@@ -189,6 +204,30 @@ func NewPlan(lab *Lab) (*Plan, error) {
 }
 
 func build(l *Lab) (*Plan, error) {
+	labs := l.segmentLabs()
+	p, err := buildSegment(labs[0])
+	if err != nil {
+		return nil, err
+	}
+	p.Policies = l.Policies
+	p.Segments = []SegmentPlan{p.segmentPlan(MainSegment)}
+	for _, sl := range labs[1:] {
+		sp, err := buildSegment(sl)
+		if err != nil {
+			return nil, err
+		}
+		p.Segments = append(p.Segments, sp.segmentPlan(sl.segment))
+		p.Nodes = append(p.Nodes, sp.Nodes...)
+		p.Reserved = append(p.Reserved, sp.Reserved...)
+		p.Interfaces = append(p.Interfaces, sp.Interfaces[0])
+	}
+	if err := p.checkMACs(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func buildSegment(l *Lab) (*Plan, error) {
 	subnet := netip.MustParsePrefix(l.Subnet)
 	gw := netip.MustParseAddr(l.Gateway)
 	dhcp, _ := parseRange(l.DHCPRange)
@@ -209,7 +248,7 @@ func build(l *Lab) (*Plan, error) {
 		},
 		DHCP: dhcp,
 		Docker: DockerPlan{
-			Network:      l.Name + "-net",
+			Network:      dockerNetworkName(l),
 			IPRange:      dockerRange,
 			AuxAddresses: map[string]netip.Addr{},
 		},
@@ -223,9 +262,8 @@ func build(l *Lab) (*Plan, error) {
 				Last:  lastHost(mgmt),
 			},
 		},
-		Labels:   map[string]string{LabelLab: l.Name},
-		NFTable:  "hybridlab_" + l.Name,
-		Policies: l.Policies,
+		Labels:  map[string]string{LabelLab: l.Name},
+		NFTable: "hybridlab_" + l.Name,
 	}
 	p.Reserved = []Reservation{
 		{IP: subnet.Addr(), Owner: "network", Note: "network address"},
@@ -259,12 +297,9 @@ func build(l *Lab) (*Plan, error) {
 	if err := p.placeContainers(l, used); err != nil {
 		return nil, err
 	}
-	if err := p.checkMACs(); err != nil {
-		return nil, err
-	}
 	p.fillAux(l)
 	p.Interfaces = []Interface{
-		{Name: p.Bridge.Name, Owner: "lab bridge"},
+		{Name: p.Bridge.Name, Owner: bridgeOwner(l.segment)},
 		{Name: p.Management.Bridge, Owner: "libvirt network " + p.Management.Network},
 	}
 	return p, nil
@@ -279,15 +314,16 @@ func (p *Plan) placeVMs(l *Lab, used map[netip.Addr]string) error {
 		}
 		used[ip] = "vm/" + vm.Name
 		p.Nodes = append(p.Nodes, Node{
-			Name:   vm.Name,
-			Kind:   KindVM,
-			Role:   vm.Role,
-			IP:     ip,
-			MAC:    orDerived(vm.MAC, macVM, ip),
-			DNS:    vm.Name + "." + l.Domain,
-			Object: l.Name + "-" + vm.Name,
-			Memory: vm.Memory,
-			CPUs:   vm.CPUs,
+			Name:    vm.Name,
+			Kind:    KindVM,
+			Role:    vm.Role,
+			IP:      ip,
+			MAC:     orDerived(vm.MAC, macVM, ip),
+			DNS:     vm.Name + "." + l.Domain,
+			Object:  l.Name + "-" + vm.Name,
+			Segment: l.segment,
+			Memory:  vm.Memory,
+			CPUs:    vm.CPUs,
 		})
 	}
 	return nil
@@ -315,6 +351,7 @@ func (p *Plan) placeContainers(l *Lab, used map[netip.Addr]string) error {
 			MAC:     orDerived(c.MAC, macContainer, ip),
 			DNS:     c.Name + "." + l.Domain,
 			Object:  l.Name + "-" + c.Name,
+			Segment: l.segment,
 			Image:   c.Image,
 			Command: c.Command,
 			Publish: c.Publish,

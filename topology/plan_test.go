@@ -45,6 +45,8 @@ func TestDefaultPlanNodes(t *testing.T) {
 			"hybrid-client"},
 		{"probe", "container", "container", "10.0.1.251", "02:42:0a:00:01:fb", "probe.lab",
 			"hybrid-probe"},
+		{"edge1", "container", "container", "10.0.20.254", "02:42:0a:00:14:fe", "edge1.lab",
+			"hybrid-edge1"},
 	}
 	if len(p.Nodes) != len(tests) {
 		t.Fatalf("plan has %d nodes, want %d", len(p.Nodes), len(tests))

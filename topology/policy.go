@@ -121,13 +121,15 @@ type Selector struct {
 	Role string `json:"role,omitempty"`
 	Kind string `json:"kind,omitempty"`
 	CIDR string `json:"cidr,omitempty"`
-	Host bool   `json:"host,omitempty"`
+	// Segment selects a segment's whole subnet.
+	Segment string `json:"segment,omitempty"`
+	Host    bool   `json:"host,omitempty"`
 
 	// problem is what was wrong with the YAML, reported by Validate.
 	problem string
 }
 
-var selectorKeys = []string{"node", "role", "kind", "cidr"}
+var selectorKeys = []string{"node", "role", "kind", "cidr", "segment"}
 
 // UnmarshalJSON accepts `host` or a mapping with exactly one known key;
 // anything else is kept as a problem for Validate to report.
@@ -140,13 +142,13 @@ func (s *Selector) UnmarshalJSON(data []byte) error {
 			return nil
 		}
 		*s = Selector{problem: fmt.Sprintf("%q is not a selector; write host, {node: NAME}, "+
-			"{role: ROLE}, {kind: vm|container} or {cidr: CIDR}", word)}
+			"{role: ROLE}, {kind: vm|container}, {cidr: CIDR} or {segment: NAME}", word)}
 		return nil
 	}
 	var m map[string]any
 	if err := json.Unmarshal(data, &m); err != nil || m == nil {
 		*s = Selector{problem: "not a selector; write host, {node: NAME}, {role: ROLE}, " +
-			"{kind: vm|container} or {cidr: CIDR}"}
+			"{kind: vm|container}, {cidr: CIDR} or {segment: NAME}"}
 		return nil
 	}
 	*s = Selector{}
@@ -156,7 +158,7 @@ func (s *Selector) UnmarshalJSON(data []byte) error {
 
 func (s *Selector) fill(m map[string]any) string {
 	if len(m) == 0 {
-		return "empty selector {}; give one of node, role, kind or cidr, or write host"
+		return "empty selector {}; give one of node, role, kind, cidr or segment, or write host"
 	}
 	if len(m) > 1 {
 		keys := make([]string, 0, len(m))
@@ -169,7 +171,7 @@ func (s *Selector) fill(m map[string]any) string {
 	}
 	for k, v := range m {
 		if !slices.Contains(selectorKeys, k) {
-			hint := "use node, role, kind or cidr"
+			hint := "use node, role, kind, cidr or segment"
 			if near := nearest(k, append(selectorKeys, "host")); near != "" {
 				hint = fmt.Sprintf("did you mean %q?", near)
 			}
@@ -189,6 +191,8 @@ func (s *Selector) fill(m map[string]any) string {
 			s.Kind = str
 		case "cidr":
 			s.CIDR = str
+		case "segment":
+			s.Segment = str
 		}
 	}
 	return ""
@@ -219,6 +223,8 @@ func (s Selector) String() string {
 		return "kind " + s.Kind
 	case s.CIDR != "":
 		return "cidr " + s.CIDR
+	case s.Segment != "":
+		return "segment " + s.Segment
 	}
 	return "{}"
 }
@@ -273,12 +279,14 @@ func (s Selector) MarshalJSON() ([]byte, error) {
 		return json.Marshal("host")
 	}
 	type plain struct {
-		Node string `json:"node,omitempty"`
-		Role string `json:"role,omitempty"`
-		Kind string `json:"kind,omitempty"`
-		CIDR string `json:"cidr,omitempty"`
+		Node    string `json:"node,omitempty"`
+		Role    string `json:"role,omitempty"`
+		Kind    string `json:"kind,omitempty"`
+		CIDR    string `json:"cidr,omitempty"`
+		Segment string `json:"segment,omitempty"`
 	}
-	return json.Marshal(plain{Node: s.Node, Role: s.Role, Kind: s.Kind, CIDR: s.CIDR})
+	return json.Marshal(plain{Node: s.Node, Role: s.Role, Kind: s.Kind, CIDR: s.CIDR,
+		Segment: s.Segment})
 }
 
 var policyName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
@@ -304,6 +312,10 @@ func (v *validator) policies(l *Lab) {
 		v.addf("policies: unknown key %q; %s", k, hint)
 	}
 	nodes := labNodes(l)
+	v.segNames = []string{MainSegment}
+	for _, s := range l.Segments {
+		v.segNames = append(v.segNames, s.Name)
+	}
 	seen := map[string]bool{}
 	for i, r := range pol.Rules {
 		what := fmt.Sprintf("policy rule %q", r.Name)
@@ -363,6 +375,9 @@ func (v *validator) policyRule(what string, r PolicyRule, nodes []labNode) {
 		for j, s := range side.sel {
 			if msg := checkSelector(s, nodes); msg != "" {
 				v.addf("%s: %s[%d]: %s", what, side.name, j, msg)
+			} else if s.Segment != "" && !slices.Contains(v.segNames, s.Segment) {
+				v.addf("%s: %s[%d]: unknown segment %q; use one of %s", what, side.name, j,
+					s.Segment, strings.Join(v.segNames, ", "))
 			}
 		}
 	}
@@ -498,6 +513,8 @@ func ruleKey(r PolicyRule, nodes []labNode) (string, bool) {
 				parts = append(parts, "host")
 			case s.CIDR != "":
 				parts = append(parts, "cidr "+s.CIDR)
+			case s.Segment != "":
+				parts = append(parts, "segment "+s.Segment)
 			default:
 				parts = append(parts, selectNodes(s, nodes)...)
 			}
@@ -581,6 +598,14 @@ func resolveSide(p *Plan, sel []Selector) (AddrSet, error) {
 				return set, fmt.Errorf("cidr %q is not an IPv4 CIDR", s.CIDR)
 			}
 			set.Prefixes = append(set.Prefixes, pfx.Masked())
+			continue
+		}
+		if s.Segment != "" {
+			seg, ok := p.Segment(s.Segment)
+			if !ok {
+				return set, fmt.Errorf("segment %q is not in the plan", s.Segment)
+			}
+			set.Prefixes = append(set.Prefixes, seg.Subnet.Masked())
 			continue
 		}
 		n := 0

@@ -69,7 +69,16 @@ func (l *Lab) WithDefaults() *Lab {
 		if c.Containers[i].Image == "" {
 			c.Containers[i].Image = DefaultImage
 		}
+		if c.Containers[i].Segment == "" {
+			c.Containers[i].Segment = MainSegment
+		}
 	}
+	for i := range c.VMs {
+		if c.VMs[i].Segment == "" {
+			c.VMs[i].Segment = MainSegment
+		}
+	}
+	c.Segments = segmentDefaults(c.Name, l.Segments)
 	return &c
 }
 
@@ -107,12 +116,16 @@ func defaultRanges(c *Lab, subnet netip.Prefix) {
 func (l *Lab) Validate() error {
 	v := &validator{}
 	v.names(l)
-	subnet, ok := v.subnet(l)
+	main := l.segmentLabs()[0]
+	subnet, ok := v.subnet(main)
 	if ok {
-		v.ranges(l, subnet)
-		v.nodes(l, subnet)
+		v.ranges(main, subnet)
+		v.management(l, subnet)
+		v.nodes(main, subnet)
+		v.macs(l)
 	}
 	v.ifnames(l)
+	v.segments(l)
 	v.policies(l)
 	if l.MTU < MinMTU || l.MTU > MaxMTU {
 		v.addf("mtu %d: out of range; use %d to %d", l.MTU, MinMTU, MaxMTU)
@@ -120,7 +133,11 @@ func (l *Lab) Validate() error {
 	return v.err()
 }
 
-type validator struct{ problems []string }
+type validator struct {
+	problems []string
+	// segNames are the lab's segment names, main first, for policies.
+	segNames []string
+}
 
 func (v *validator) addf(format string, args ...any) {
 	v.problems = append(v.problems, fmt.Sprintf(format, args...))
@@ -284,7 +301,6 @@ func (v *validator) ranges(l *Lab, subnet netip.Prefix) {
 		}
 	}
 	v.reserved(l, subnet, gw)
-	v.management(l, subnet)
 }
 
 func (v *validator) reserved(l *Lab, subnet netip.Prefix, gw netip.Addr) {
@@ -412,7 +428,6 @@ func (v *validator) nodes(l *Lab, subnet netip.Prefix) {
 		}
 	}
 	v.capacity(l, subnet, gw)
-	v.macs(l)
 }
 
 // capacity checks that each range has a free address for every node that
@@ -492,21 +507,22 @@ func (v *validator) macs(l *Lab) {
 }
 
 func (v *validator) ifnames(l *Lab) {
-	check := func(field, name string) {
-		switch {
-		case name == "":
-			v.addf("%s: empty interface name; set one", field)
-		case len(name) > MaxIfName:
-			v.addf("%s %q: %d bytes, but Linux interface names are limited to %d; use a shorter name",
-				field, name, len(name), MaxIfName)
-		case strings.ContainsAny(name, "/: \t") || !isASCII(name):
-			v.addf("%s %q: interface names must be ASCII without '/', ':' or spaces", field, name)
-		}
-	}
-	check("bridge", l.Bridge)
-	check("management.bridge", l.Management.Bridge)
+	v.ifname("bridge", l.Bridge)
+	v.ifname("management.bridge", l.Management.Bridge)
 	if l.Bridge == l.Management.Bridge {
 		v.addf("management.bridge %q: same as the lab bridge; use another name", l.Bridge)
+	}
+}
+
+func (v *validator) ifname(field, name string) {
+	switch {
+	case name == "":
+		v.addf("%s: empty interface name; set one", field)
+	case len(name) > MaxIfName:
+		v.addf("%s %q: %d bytes, but Linux interface names are limited to %d; use a shorter name",
+			field, name, len(name), MaxIfName)
+	case strings.ContainsAny(name, "/: \t") || !isASCII(name):
+		v.addf("%s %q: interface names must be ASCII without '/', ':' or spaces", field, name)
 	}
 }
 
