@@ -2,6 +2,7 @@ package provision
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"hybridlab/topology"
@@ -23,26 +24,50 @@ func Describe(p *topology.Plan, opts Options) []Action {
 	add := func(step, object, format string, args ...any) {
 		out = append(out, Action{Step: step, Object: object, Command: fmt.Sprintf(format, args...)})
 	}
-	br := p.Bridge
 	add("guard", "nft table inet "+p.NFTable,
 		"nft add table inet %s  # drop %s leaving via any interface but %s%s",
-		p.NFTable, p.Subnet, br.Name, egressNote(opts.AllowEgress))
-	add("bridge", "bridge "+br.Name,
-		"ip link add %s address %s mtu %d type bridge stp_state 0 forward_delay 0 && "+
-			"ip addr add %s dev %s && ip link set %s alias hybridlab:%s up",
-		br.Name, br.MAC, br.MTU, br.Address, br.Name, br.Name, p.Lab)
-	add("forward", "iptables DOCKER-USER",
-		"iptables -I DOCKER-USER -i %s -o %s -j ACCEPT  # bridged lab traffic vs FORWARD DROP",
-		br.Name, br.Name)
+		p.NFTable, joinPrefixes(p.Subnets()), strings.Join(p.Bridges(), ", "),
+		egressNote(opts.AllowEgress))
+	for _, s := range p.AllSegments() {
+		br := s.Bridge
+		add("bridge", "bridge "+br.Name,
+			"ip link add %s address %s mtu %d type bridge stp_state 0 forward_delay 0 && "+
+				"ip addr add %s dev %s && ip link set %s alias hybridlab:%s up",
+			br.Name, br.MAC, br.MTU, br.Address, br.Name, br.Name, p.Lab)
+		add("forward", "iptables DOCKER-USER",
+			"iptables -I DOCKER-USER -i %s -o %s -j ACCEPT  # bridged lab traffic vs FORWARD DROP",
+			br.Name, br.Name)
+	}
+	if p.Routed() {
+		for _, a := range p.Bridges() {
+			for _, b := range p.Bridges() {
+				if a != b {
+					add("forward", "iptables DOCKER-USER",
+						"iptables -I DOCKER-USER -i %s -o %s -j ACCEPT  # routed between segments",
+						a, b)
+				}
+			}
+		}
+		add("forward", "sysctl net.ipv4.ip_forward",
+			"sysctl -w net.ipv4.ip_forward=1  # the host routes between the segments")
+	}
 	add("image", "docker image "+topology.DefaultImage,
 		"docker build -t %s (FROM scratch: static busybox + probe agent)", topology.DefaultImage)
-	add("network", "docker network "+p.Docker.Network, "%s", dockerNetworkCommand(p))
+	for _, s := range p.AllSegments() {
+		add("network", "docker network "+s.Docker.Network, "%s",
+			dockerNetworkCommand(p.View(s.Name), p.Routed()))
+	}
 	for _, n := range p.Containers() {
 		add("container", "container "+n.Object, "%s", dockerRunCommand(p, n))
 	}
-	add("dns", "dnsmasq on "+p.Gateway.String(),
+	var gws, blocks []string
+	for _, s := range p.AllSegments() {
+		gws = append(gws, s.Gateway.String())
+		blocks = append(blocks, s.DHCP.String())
+	}
+	add("dns", "dnsmasq on "+strings.Join(gws, ", "),
 		"dnsmasq --conf-file=%s/dnsmasq.conf  # DNS for *.%s and DHCP %s, no upstream",
-		StateDir(p.Lab), p.Domain, p.DHCP)
+		StateDir(p.Lab), p.Domain, strings.Join(blocks, ", "))
 	if !opts.VMs || len(p.VMs()) == 0 {
 		return out
 	}
@@ -53,9 +78,17 @@ func Describe(p *topology.Plan, opts Options) []Action {
 	for _, n := range p.VMs() {
 		add("vm", "vm "+n.Object,
 			"vagrant up --provider=libvirt  # in %s/vms/%s, NIC on %s mac %s -> %s",
-			StateDir(p.Lab), n.Name, br.Name, n.MAC, n.IP)
+			StateDir(p.Lab), n.Name, p.SegmentOf(n).Bridge.Name, n.MAC, n.IP)
 	}
 	return out
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return strings.Join(out, ", ")
 }
 
 func egressNote(allow bool) string {
@@ -65,7 +98,7 @@ func egressNote(allow bool) string {
 	return ""
 }
 
-func dockerNetworkCommand(p *topology.Plan) string {
+func dockerNetworkCommand(p *topology.Plan, routed bool) string {
 	var aux []string
 	for name, ip := range p.Docker.AuxAddresses {
 		if !p.DHCP.Contains(ip) || ip == p.DHCP.First {
@@ -80,6 +113,7 @@ func dockerNetworkCommand(p *topology.Plan) string {
 		"docker network create -d bridge",
 		"-o com.docker.network.bridge.name=" + p.Bridge.Name,
 		fmt.Sprintf("-o com.docker.network.driver.mtu=%d", p.MTU),
+		fmt.Sprintf("-o com.docker.network.bridge.enable_ip_masquerade=%t", !routed),
 		"--subnet " + p.Subnet.String(),
 		"--gateway " + p.Gateway.String(),
 		"--ip-range " + p.Docker.IPRange.String(),
@@ -87,13 +121,14 @@ func dockerNetworkCommand(p *topology.Plan) string {
 }
 
 func dockerRunCommand(p *topology.Plan, n topology.Node) string {
+	seg := p.SegmentOf(n)
 	parts := []string{
 		"docker run -d --name " + n.Object,
 		"--hostname " + n.Name,
-		"--network " + p.Docker.Network,
+		"--network " + seg.Docker.Network,
 		"--ip " + n.IP.String(),
 		"--mac-address " + n.MAC,
-		"--dns " + p.Gateway.String(),
+		"--dns " + seg.Gateway.String(),
 		"--dns-search " + p.Domain,
 		"--label " + topology.LabelLab + "=" + p.Lab,
 	}

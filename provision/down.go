@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -172,10 +173,33 @@ func (d *downRun) dns(_ context.Context) error {
 	return nil
 }
 
-// bridge deletes the lab bridge only when it carries the lab's tag; a
-// bridge that was there before `up` is left as it was.
+// bridge deletes each segment's bridge only when it carries the lab's
+// tag; a bridge that was there before `up` is left as it was. Bridges
+// tagged with the lab that the plan no longer names (a segment removed
+// from lab.yaml) go too.
 func (d *downRun) bridge(_ context.Context) error {
-	name := d.plan.Bridge.Name
+	names := labBridges(d.plan)
+	var errs []error
+	for _, name := range names {
+		errs = append(errs, d.removeBridge(name))
+	}
+	return errors.Join(errs...)
+}
+
+// labBridges lists the plan's bridges and every other bridge tagged with
+// the lab.
+func labBridges(p *topology.Plan) []string {
+	names := p.Bridges()
+	tagged, _ := bridge.Tagged()
+	for _, st := range tagged {
+		if st.Lab() == p.Lab && !slices.Contains(names, st.Name) {
+			names = append(names, st.Name)
+		}
+	}
+	return names
+}
+
+func (d *downRun) removeBridge(name string) error {
 	st, err := bridge.Inspect(name)
 	if bridge.IsNotFound(err) {
 		return nil
@@ -219,7 +243,8 @@ func (d *downRun) guard(_ context.Context) error {
 	}
 	for _, du := range st.DockerUser {
 		if len(du.Rules) > 0 {
-			d.removed("%s filter DOCKER-USER accept for %s", du.Family, d.plan.Bridge.Name)
+			d.removed("%s filter DOCKER-USER accepts for %s", du.Family,
+				strings.Join(d.plan.Bridges(), ", "))
 		}
 	}
 	return nil

@@ -3,9 +3,11 @@ package provision
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/docker/docker/client"
 
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 
 	"hybridlab/policy"
@@ -23,8 +25,10 @@ import (
 // running holds nothing of the lab's, so it is skipped.
 func Residue(ctx context.Context, p *topology.Plan) []string {
 	var out []string
-	if st, err := bridge.Inspect(p.Bridge.Name); err == nil && st.Lab() == p.Lab {
-		out = append(out, "bridge "+p.Bridge.Name)
+	for _, name := range labBridges(p) {
+		if st, err := bridge.Inspect(name); err == nil && st.Lab() == p.Lab {
+			out = append(out, "bridge "+name)
+		}
 	}
 	if st, err := guard.Status(p.Lab); err == nil {
 		if st.Present {
@@ -66,8 +70,20 @@ func dockerResidue(ctx context.Context, p *topology.Plan) []string {
 	for _, c := range list {
 		out = append(out, "container "+c.Name)
 	}
-	if _, err := cli.NetworkInspect(ctx, p.Docker.Network, network.InspectOptions{}); err == nil {
-		out = append(out, "docker network "+p.Docker.Network)
+	for _, s := range p.AllSegments() {
+		if _, err := cli.NetworkInspect(ctx, s.Docker.Network, network.InspectOptions{}); err == nil {
+			out = append(out, "docker network "+s.Docker.Network)
+		}
+	}
+	nets, err := cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("label", topology.LabelLab+"="+p.Lab))})
+	if err != nil {
+		return append(out, "docker: "+err.Error())
+	}
+	for _, n := range nets {
+		if !slices.Contains(out, "docker network "+n.Name) {
+			out = append(out, "docker network "+n.Name)
+		}
 	}
 	return out
 }

@@ -19,10 +19,12 @@ import (
 // LabStatus is what `setup status` shows: each part of the lab as the host
 // has it now. A part that could not be read carries its error instead.
 type LabStatus struct {
-	Lab        string               `json:"lab"`
-	Record     *Record              `json:"record,omitempty"`
-	Bridge     *bridge.Status       `json:"bridge,omitempty"`
-	BridgeErr  string               `json:"bridge_error,omitempty"`
+	Lab       string         `json:"lab"`
+	Record    *Record        `json:"record,omitempty"`
+	Bridge    *bridge.Status `json:"bridge,omitempty"`
+	BridgeErr string         `json:"bridge_error,omitempty"`
+	// Segments holds the bridges of the lab's other segments, in plan order.
+	Segments   []SegmentLive        `json:"segments,omitempty"`
 	DNS        *dnsmasq.State       `json:"dns,omitempty"`
 	Drift      []dnsmasq.Mismatch   `json:"lease_drift,omitempty"`
 	Containers []containers.Info    `json:"containers,omitempty"`
@@ -34,6 +36,13 @@ type LabStatus struct {
 	Policy     []policy.RuleCounter `json:"policy,omitempty"`
 	Plan       *topology.Plan       `json:"-"`
 	Nodes      map[string]NodeLive  `json:"nodes"`
+}
+
+// SegmentLive is the bridge of one segment other than main.
+type SegmentLive struct {
+	Name      string         `json:"name"`
+	Bridge    *bridge.Status `json:"bridge,omitempty"`
+	BridgeErr string         `json:"bridge_error,omitempty"`
 }
 
 // NodeLive is one planned node as found on the host.
@@ -53,6 +62,15 @@ func Status(ctx context.Context, p *topology.Plan) *LabStatus {
 		s.BridgeErr = err.Error()
 	} else {
 		s.Bridge = &st
+	}
+	for _, seg := range p.AllSegments()[1:] {
+		live := SegmentLive{Name: seg.Name}
+		if st, err := bridge.Inspect(seg.Bridge.Name); err != nil {
+			live.BridgeErr = err.Error()
+		} else {
+			live.Bridge = &st
+		}
+		s.Segments = append(s.Segments, live)
 	}
 	if st, err := dnsmasq.Status(StateDir(p.Lab)); err == nil {
 		s.DNS = &st

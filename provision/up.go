@@ -152,11 +152,16 @@ func (u *upRun) checks(ctx context.Context) error {
 		}
 		return fmt.Errorf("the plan clashes with this host:\n  %s", strings.Join(lines, "\n  "))
 	}
-	spec, err := bridge.SpecFromPlan(u.plan)
-	if err != nil {
-		return err
+	for _, s := range u.plan.AllSegments() {
+		spec, err := bridge.SpecFromPlan(u.plan.View(s.Name))
+		if err != nil {
+			return err
+		}
+		if err := bridge.Check(spec); err != nil {
+			return err
+		}
 	}
-	return bridge.Check(spec)
+	return nil
 }
 
 func (u *upRun) connectDocker(ctx context.Context) error {
@@ -209,8 +214,8 @@ func guardCurrent(spec guard.Spec) bool {
 		return false
 	}
 	for _, du := range st.DockerUser {
-		for _, br := range spec.Bridges {
-			if du.Chain && !hasBridgeAccept(du.Rules, br) {
+		for _, pair := range spec.DockerUserPairs() {
+			if du.Chain && !hasBridgeAccept(du.Rules, pair[0], pair[1]) {
 				return false
 			}
 		}
@@ -219,9 +224,9 @@ func guardCurrent(spec guard.Spec) bool {
 }
 
 // hasBridgeAccept reports whether one of the rules accepts traffic that
-// enters and leaves br.
-func hasBridgeAccept(rules []guard.RuleStatus, br string) bool {
-	in, out := fmt.Sprintf("iifname %q", br), fmt.Sprintf("oifname %q", br)
+// enters by in and leaves by out.
+func hasBridgeAccept(rules []guard.RuleStatus, inIf, outIf string) bool {
+	in, out := fmt.Sprintf("iifname %q", inIf), fmt.Sprintf("oifname %q", outIf)
 	for _, r := range rules {
 		if strings.Contains(r.Rule, in) && strings.Contains(r.Rule, out) &&
 			strings.Contains(r.Rule, "accept") {
@@ -231,8 +236,18 @@ func hasBridgeAccept(rules []guard.RuleStatus, br string) bool {
 	return false
 }
 
+// bridge makes every segment's bridge, main first.
 func (u *upRun) bridge(_ context.Context) error {
-	spec, err := bridge.SpecFromPlan(u.plan)
+	for _, s := range u.plan.AllSegments() {
+		if err := u.ensureBridge(u.plan.View(s.Name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (u *upRun) ensureBridge(view *topology.Plan) error {
+	spec, err := bridge.SpecFromPlan(view)
 	if err != nil {
 		return err
 	}
@@ -269,15 +284,17 @@ func (u *upRun) image(ctx context.Context) error {
 }
 
 func (u *upRun) network(ctx context.Context) error {
-	n, err := containers.EnsureNetwork(ctx, u.docker, u.plan)
-	if err != nil {
-		return err
+	nets, err := containers.EnsureNetworks(ctx, u.docker, u.plan)
+	for _, n := range nets {
+		if n.Name == "" {
+			continue
+		}
+		u.rec.created("docker-network", n.Name)
+		if n.Created {
+			u.changed("docker network %s created on %s", n.Name, n.Bridge)
+		}
 	}
-	u.rec.created("docker-network", n.Name)
-	if n.Created {
-		u.changed("docker network %s created on %s", n.Name, n.Bridge)
-	}
-	return nil
+	return err
 }
 
 func (u *upRun) dns(ctx context.Context) error {
@@ -305,10 +322,40 @@ func (u *upRun) dnssync(_ context.Context) error {
 	return nil
 }
 
-// forward re-checks the DOCKER-USER accept once the Docker network exists:
-// dockerd may have (re)built its chains since the guard step.
+// forward re-checks the DOCKER-USER accepts once the Docker networks
+// exist: dockerd may have (re)built its chains since the guard step. A lab
+// with several segments needs the host to route between them: it turns on
+// IPv4 forwarding (dockerd does as well when it starts).
 func (u *upRun) forward(ctx context.Context) error {
+	if u.plan.Routed() {
+		on, err := enableForwarding()
+		if err != nil {
+			return err
+		}
+		if on {
+			u.changed("net.ipv4.ip_forward set to 1 (the host routes between the lab's segments)")
+		}
+	}
 	return u.guard(ctx)
+}
+
+// ipForward is the sysctl that lets the host route between segments.
+const ipForward = "/proc/sys/net/ipv4/ip_forward"
+
+// enableForwarding is `sysctl -w net.ipv4.ip_forward=1`; it reports
+// whether the value changed.
+func enableForwarding() (bool, error) {
+	cur, err := os.ReadFile(ipForward)
+	if err != nil {
+		return false, fmt.Errorf("read net.ipv4.ip_forward: %w", err)
+	}
+	if strings.TrimSpace(string(cur)) == "1" {
+		return false, nil
+	}
+	if err := os.WriteFile(ipForward, []byte("1\n"), 0o644); err != nil {
+		return false, fmt.Errorf("set net.ipv4.ip_forward=1: %w", err)
+	}
+	return true, nil
 }
 
 // policy applies the lab's network policies before any node starts, so no
@@ -382,9 +429,9 @@ func (u *upRun) verify(ctx context.Context) error {
 		case c.IP != n.IP.String():
 			problems = append(problems, fmt.Sprintf("container %s has ip %s, plan %s",
 				n.Object, c.IP, n.IP))
-		case c.Master != u.plan.Bridge.Name:
+		case c.Master != u.plan.SegmentOf(n).Bridge.Name:
 			problems = append(problems, fmt.Sprintf("container %s: veth %s hangs off %q, not %s",
-				n.Object, c.Veth, c.Master, u.plan.Bridge.Name))
+				n.Object, c.Veth, c.Master, u.plan.SegmentOf(n).Bridge.Name))
 		}
 	}
 	if len(problems) > 0 {

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"hybridlab/provision"
+	"hybridlab/provision/bridge"
 	"hybridlab/topology"
 )
 
@@ -55,7 +56,7 @@ func printStatus(w io.Writer, p *topology.Plan, st *provision.LabStatus) {
 	printDNSStatus(w, st)
 	fmt.Fprintln(w, "\nNodes:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  NAME\tKIND\tSTATE\tPLAN IP\tSEEN IP\tPLAN MAC\tSEEN MAC\tPORT")
+	fmt.Fprintln(tw, "  NAME\tKIND\tSEGMENT\tSTATE\tPLAN IP\tSEEN IP\tPLAN MAC\tSEEN MAC\tPORT")
 	for _, n := range p.Nodes {
 		live, ok := st.Nodes[n.Name]
 		state := "absent"
@@ -64,7 +65,8 @@ func printStatus(w io.Writer, p *topology.Plan, st *provision.LabStatus) {
 		} else if ok {
 			state = "stopped"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Kind, state, n.IP,
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Kind,
+			p.SegmentOf(n).Name, state, n.IP,
 			dash(live.IP), n.MAC, dash(live.MAC), dash(live.Port))
 	}
 	tw.Flush()
@@ -89,17 +91,30 @@ func printPolicyStatus(w io.Writer, p *topology.Plan, st *provision.LabStatus) {
 }
 
 func printBridgeStatus(w io.Writer, p *topology.Plan, st *provision.LabStatus) {
-	if st.Bridge == nil {
-		fmt.Fprintf(w, "\nBridge %s: absent (%s)\n", p.Bridge.Name, st.BridgeErr)
+	printBridge(w, p, "", p.Bridge.Name, st.Bridge, st.BridgeErr)
+	for _, seg := range st.Segments {
+		s, _ := p.Segment(seg.Name)
+		printBridge(w, p, seg.Name, s.Bridge.Name, seg.Bridge, seg.BridgeErr)
+	}
+}
+
+func printBridge(w io.Writer, p *topology.Plan, seg, name string, b *bridge.Status,
+	errText string,
+) {
+	title := "Bridge"
+	if seg != "" {
+		title = fmt.Sprintf("Segment %s, bridge", seg)
+	}
+	if b == nil {
+		fmt.Fprintf(w, "\n%s %s: absent (%s)\n", title, name, errText)
 		return
 	}
-	b := st.Bridge
 	owner := "created by hybridlab"
 	if b.Lab() != p.Lab {
 		owner = "not created by this lab"
 	}
-	fmt.Fprintf(w, "\nBridge %s: %s, mtu %d, mac %s, stp %v, addresses %v (%s)\n",
-		b.Name, b.OperState, b.MTU, b.MAC, b.STP, b.Addresses, owner)
+	fmt.Fprintf(w, "\n%s %s: %s, mtu %d, mac %s, stp %v, addresses %v (%s)\n",
+		title, b.Name, b.OperState, b.MTU, b.MAC, b.STP, b.Addresses, owner)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  PORT\tKIND\tOWNER\tMTU\tSTATE")
 	for _, port := range b.Ports {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -75,7 +76,7 @@ up is finished by running up again. 'setup down' removes what up made.
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "lab %q is up in %.1fs: %d containers, %d VMs on %s\n",
 				p.Lab, time.Since(start).Seconds(), len(p.Containers()), len(rec.Created["vm"])+
-					len(rec.Adopted["vm"]), p.Bridge.Name)
+					len(rec.Adopted["vm"]), strings.Join(p.Bridges(), " + "))
 			return writeBringup(p, rec)
 		},
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/netip"
 	"sync"
 
 	"github.com/containerd/errdefs"
@@ -95,7 +96,7 @@ func ensureContainer(ctx context.Context, cli client.APIClient, p *topology.Plan
 		return act, fmt.Errorf("%w: container %q exists without label %s=%s; remove or rename it",
 			ErrForeign, n.Object, topology.LabelLab, p.Lab)
 	default:
-		act.Reason = containerDrift(cur, want, img.id, p.Docker.Network)
+		act.Reason = containerDrift(cur, want, img.id, p.SegmentOf(n).Docker.Network)
 		if act.Reason == "" {
 			return keepOrStart(ctx, cli, act, cur)
 		}
@@ -164,8 +165,11 @@ func imageRef(n topology.Node) string {
 }
 
 // containerSpec builds the create request for node n at API version api.
+// The container joins its segment's network and uses that segment's
+// gateway for DNS and published ports.
 func containerSpec(p *topology.Plan, n topology.Node, img imageInfo, api string) spec {
-	exposed, bindings, _ := nat.ParsePortSpecs(publishOnGateway(p, n.Publish))
+	seg := p.SegmentOf(n)
+	exposed, bindings, _ := nat.ParsePortSpecs(publishOnGateway(seg.Gateway, n.Publish))
 	cmd := n.Command
 	if len(cmd) == 0 {
 		cmd = img.command
@@ -179,8 +183,8 @@ func containerSpec(p *topology.Plan, n topology.Node, img imageInfo, api string)
 		Image: imageRef(n), Hostname: n.Name, Cmd: cmd, ExposedPorts: exposed, Labels: labels,
 	}
 	s.host = &container.HostConfig{
-		NetworkMode:   container.NetworkMode(p.Docker.Network),
-		DNS:           []string{p.Gateway.String()},
+		NetworkMode:   container.NetworkMode(seg.Docker.Network),
+		DNS:           []string{seg.Gateway.String()},
 		DNSSearch:     []string{p.Domain},
 		CapAdd:        capabilities,
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
@@ -193,7 +197,7 @@ func containerSpec(p *topology.Plan, n topology.Node, img imageInfo, api string)
 		ep.MacAddress = n.MAC
 	}
 	s.net = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-		p.Docker.Network: ep,
+		seg.Docker.Network: ep,
 	}}
 	s.hash = specHash(s)
 	labels[LabelSpec] = s.hash
@@ -272,14 +276,15 @@ func (c *imageCache) get(ctx context.Context, ref string) (imageInfo, error) {
 	return info, nil
 }
 
-// publishOnGateway binds published ports to the lab's gateway address
-// only: VMs and the host reach them there, and docker-proxy never listens
-// on the uplink (a wildcard bind would offer lab services to the network).
-// The specs were validated by topology as HOST:CONTAINER[/proto].
-func publishOnGateway(p *topology.Plan, specs []string) []string {
+// publishOnGateway binds published ports to the gateway address of the
+// container's segment only: VMs and the host reach them there, and
+// docker-proxy never listens on the uplink (a wildcard bind would offer lab
+// services to the network). The specs were validated by topology as
+// HOST:CONTAINER[/proto].
+func publishOnGateway(gw netip.Addr, specs []string) []string {
 	out := make([]string, len(specs))
 	for i, s := range specs {
-		out[i] = p.Gateway.String() + ":" + s
+		out[i] = gw.String() + ":" + s
 	}
 	return out
 }

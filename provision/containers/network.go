@@ -27,6 +27,11 @@ const (
 	// VM<->container frames through when br_netfilter sends bridged traffic
 	// to a FORWARD chain with policy DROP.
 	optICC = "com.docker.network.bridge.enable_icc"
+	// optMasquerade is "false" on the networks of a lab with several
+	// segments: Docker would otherwise SNAT traffic the host routes from one
+	// segment to another (`-s SUBNET ! -o BR -j MASQUERADE`), and the far
+	// side would see the gateway instead of the sender.
+	optMasquerade = "com.docker.network.bridge.enable_ip_masquerade"
 )
 
 // Sentinel errors callers branch on.
@@ -71,11 +76,31 @@ type Network struct {
 // bridge before and after and returns ErrBridgeChanged, with the changes in
 // the result, when Docker altered it.
 func EnsureNetwork(ctx context.Context, cli client.APIClient, p *topology.Plan) (Network, error) {
+	return ensureNetwork(ctx, cli, p, p.Routed())
+}
+
+// EnsureNetworks is EnsureNetwork for every segment of p, main first: one
+// Docker network per segment bridge. On a lab with several segments the
+// networks do not masquerade, so addresses survive the host's routing.
+func EnsureNetworks(ctx context.Context, cli client.APIClient, p *topology.Plan) ([]Network, error) {
+	var out []Network
+	for _, s := range p.AllSegments() {
+		n, err := ensureNetwork(ctx, cli, p.View(s.Name), p.Routed())
+		out = append(out, n)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func ensureNetwork(ctx context.Context, cli client.APIClient, p *topology.Plan, routed bool,
+) (Network, error) {
 	before, err := checkBridge(p)
 	if err != nil {
 		return Network{}, err
 	}
-	want := networkOptions(p)
+	want := networkOptions(p, routed)
 	nw := Network{Name: p.Docker.Network, Bridge: p.Bridge.Name}
 
 	cur, err := cli.NetworkInspect(ctx, nw.Name, network.InspectOptions{})
@@ -129,10 +154,16 @@ func bridgeAfter(before BridgeState, changes *[]string) error {
 	return nil
 }
 
-func networkOptions(p *topology.Plan) network.CreateOptions {
+func networkOptions(p *topology.Plan, routed bool) network.CreateOptions {
 	aux := map[string]string{}
 	for k, a := range p.Docker.AuxAddresses {
 		aux[k] = a.String()
+	}
+	opts := map[string]string{
+		optBridgeName: p.Bridge.Name,
+		optMTU:        strconv.Itoa(p.MTU),
+		optICC:        "true",
+		optMasquerade: strconv.FormatBool(!routed),
 	}
 	return network.CreateOptions{
 		Driver: "bridge",
@@ -142,12 +173,8 @@ func networkOptions(p *topology.Plan) network.CreateOptions {
 			Gateway:    p.Gateway.String(),
 			AuxAddress: aux,
 		}}},
-		Options: map[string]string{
-			optBridgeName: p.Bridge.Name,
-			optMTU:        strconv.Itoa(p.MTU),
-			optICC:        "true",
-		},
-		Labels: maps.Clone(p.Labels),
+		Options: opts,
+		Labels:  maps.Clone(p.Labels),
 	}
 }
 
@@ -199,7 +226,7 @@ func networkDiff(want network.CreateOptions, cur network.Inspect) []string {
 	add("driver", cur.Driver, want.Driver)
 	for _, k := range slices.Sorted(maps.Keys(want.Options)) {
 		have, ok := cur.Options[k]
-		if !ok && k == optICC {
+		if !ok && (k == optICC || k == optMasquerade) {
 			have = "true" // Docker's default when the option is absent
 		}
 		add("option "+k, have, want.Options[k])

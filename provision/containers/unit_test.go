@@ -35,7 +35,7 @@ func TestOverlappingNamesTheOtherNetwork(t *testing.T) {
 
 func TestNetworkDiffNamesEachSetting(t *testing.T) {
 	p := planForUnit(t)
-	want := networkOptions(p)
+	want := networkOptions(p, false)
 	cur := network.Inspect{
 		Driver:  "bridge",
 		Options: map[string]string{optBridgeName: "br-other", optMTU: "1500"},

@@ -99,19 +99,45 @@ type Spec struct {
 	Bridges []string
 	// Subnets are the lab's source prefixes, IPv4 and IPv6.
 	Subnets []netip.Prefix
+	// Routed are the bridges of a lab with several segments, between which
+	// the host routes: DOCKER-USER gets `-i A -o B` accepts for every
+	// ordered pair, since Docker otherwise isolates its networks from each
+	// other (DOCKER-ISOLATION) and FORWARD's policy drops the rest.
+	Routed []string
 	// AllowEgress turns the drops into counters.
 	AllowEgress bool
 }
 
-// SpecFromPlan guards the lab bridge and subnet and the management
-// network's bridge and subnet.
+// DockerUserPairs lists the (input, output) interface pairs that get an
+// accept in DOCKER-USER, in rule order: each bridge to itself, then every
+// ordered pair of routed bridges.
+func (s Spec) DockerUserPairs() [][2]string {
+	var out [][2]string
+	for _, b := range s.Bridges {
+		out = append(out, [2]string{b, b})
+	}
+	for _, a := range s.Routed {
+		for _, b := range s.Routed {
+			if a != b {
+				out = append(out, [2]string{a, b})
+			}
+		}
+	}
+	return out
+}
+
+// SpecFromPlan guards every segment's bridge and subnet and the
+// management network's bridge and subnet.
 func SpecFromPlan(p *topology.Plan, allowEgress bool) Spec {
 	s := Spec{
 		Lab:         p.Lab,
 		Table:       p.NFTable,
-		Bridges:     []string{p.Bridge.Name},
-		Subnets:     []netip.Prefix{p.Subnet.Masked()},
+		Bridges:     p.Bridges(),
+		Subnets:     p.Subnets(),
 		AllowEgress: allowEgress,
+	}
+	if p.Routed() {
+		s.Routed = p.Bridges()
 	}
 	if p.Management.Bridge != "" && p.Management.Subnet.IsValid() {
 		s.Bridges = append(s.Bridges, p.Management.Bridge)

@@ -84,9 +84,9 @@ func queueDockerUser(c *nftables.Conn, f filterState, spec Spec) DockerUserResul
 		// DelRule only fails on a zero handle; the kernel always sets one.
 		_ = c.DelRule(old)
 	}
-	// InsertRule prepends, so insert in reverse to keep the bridges' order.
-	for _, b := range slices.Backward(spec.Bridges) {
-		c.InsertRule(dockerUserRule(spec.Lab, b).bind(f.table, f.dockerUser))
+	// InsertRule prepends, so insert in reverse to keep the pairs' order.
+	for _, pair := range slices.Backward(spec.DockerUserPairs()) {
+		c.InsertRule(dockerUserRule(spec.Lab, pair[0], pair[1]).bind(f.table, f.dockerUser))
 		r.Rules++
 	}
 	return r

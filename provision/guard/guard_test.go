@@ -144,3 +144,26 @@ func TestExplain(t *testing.T) {
 		})
 	}
 }
+
+func TestRulesFromRoutedPlan(t *testing.T) {
+	lab, err := topology.Parse([]byte(`name: hlt
+bridge: hltbr0
+subnet: 10.77.1.0/24
+management: {subnet: 10.77.9.0/24, bridge: hltmgmt0}
+segments:
+  - {name: far, bridge: hltbr1, subnet: 10.77.5.0/24}
+containers: [{name: c1}, {name: c2, segment: far}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := topology.NewPlan(lab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := SpecFromPlan(p, false)
+	if got := strings.Join(spec.Bridges, ","); got != "hltbr0,hltbr1,hltmgmt0" {
+		t.Errorf("bridges = %s", got)
+	}
+	golden(t, "rules-routed.golden", renderSpec(spec.withDefaults()))
+}

@@ -344,3 +344,83 @@ func TestKernelDockerUserAcceptsBridgedTraffic(t *testing.T) {
 		t.Error("bridged traffic still passes after Remove")
 	}
 }
+
+// TestKernelDockerUserAcceptsRoutedTraffic: Docker isolates its bridge
+// networks from each other (DOCKER-ISOLATION-STAGE-1/2, FORWARD policy
+// drop), which blocks the host's routing between two lab segments until
+// Ensure puts the lab's accepts for both directions into DOCKER-USER. The
+// egress guard lets routed lab traffic through: it leaves by a lab bridge.
+func TestKernelDockerUserAcceptsRoutedTraffic(t *testing.T) {
+	ns := namespaces(t, "rhost", "a", "b")
+	host := ns["rhost"]
+	enter(t, host)
+	labBridge(t, "hltr", "hltr1", "10.77.3.1/24")
+	labBridge(t, "hltr", "hltr2", "10.77.4.1/24")
+	plug(t, host, ns["a"], "hltra0", "hltr1", "10.77.3.11/24")
+	plug(t, host, ns["b"], "hltrb0", "hltr2", "10.77.4.12/24")
+	in(t, ns["a"], "ip", "route", "add", "default", "via", "10.77.3.1")
+	in(t, ns["b"], "ip", "route", "add", "default", "via", "10.77.4.1")
+	for _, br := range []string{"hltr1", "hltr2"} {
+		if err := bridge.WaitPortsForwarding(br, portReadyTimeout); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in(t, host, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	// Docker's rules for two bridge networks, as `iptables -S` shows them.
+	for _, args := range [][]string{
+		{"-N", "DOCKER-USER"}, {"-A", "DOCKER-USER", "-j", "RETURN"},
+		{"-N", "DOCKER-ISOLATION-STAGE-1"}, {"-N", "DOCKER-ISOLATION-STAGE-2"},
+		{"-A", "FORWARD", "-j", "DOCKER-USER"},
+		{"-A", "FORWARD", "-j", "DOCKER-ISOLATION-STAGE-1"},
+		{"-A", "FORWARD", "-i", "hltr1", "!", "-o", "hltr1", "-j", "ACCEPT"},
+		{"-A", "FORWARD", "-i", "hltr2", "!", "-o", "hltr2", "-j", "ACCEPT"},
+		{"-A", "DOCKER-ISOLATION-STAGE-1", "-i", "hltr1", "!", "-o", "hltr1", "-j",
+			"DOCKER-ISOLATION-STAGE-2"},
+		{"-A", "DOCKER-ISOLATION-STAGE-1", "-i", "hltr2", "!", "-o", "hltr2", "-j",
+			"DOCKER-ISOLATION-STAGE-2"},
+		{"-A", "DOCKER-ISOLATION-STAGE-2", "-o", "hltr1", "-j", "DROP"},
+		{"-A", "DOCKER-ISOLATION-STAGE-2", "-o", "hltr2", "-j", "DROP"},
+		{"-P", "FORWARD", "DROP"},
+	} {
+		in(t, host, append([]string{"iptables"}, args...)...)
+	}
+	if pings(ns["a"], "10.77.4.12") {
+		t.Fatal("routed traffic passes Docker's isolation chains: fault not reproduced")
+	}
+
+	spec := Spec{Lab: "hltr", Bridges: []string{"hltr1", "hltr2"},
+		Routed: []string{"hltr1", "hltr2"},
+		Subnets: []netip.Prefix{netip.MustParsePrefix("10.77.3.0/24"),
+			netip.MustParsePrefix("10.77.4.0/24")}}
+	res, err := Ensure(spec)
+	if err != nil {
+		t.Fatalf("Ensure: %v", err)
+	}
+	t.Cleanup(func() { _ = Remove("hltr") })
+	for _, du := range res.DockerUser {
+		if du.Family == "ip" && du.Rules != 4 {
+			t.Errorf("Ensure in ip: %s, want 4 rules (2 bridges, 2 routed pairs)", du)
+		}
+	}
+	rules := in(t, host, "iptables", "-S", "DOCKER-USER")
+	for _, want := range []string{
+		`-A DOCKER-USER -i hltr1 -o hltr2 -m comment --comment "hybridlab:hltr" -j ACCEPT`,
+		`-A DOCKER-USER -i hltr2 -o hltr1 -m comment --comment "hybridlab:hltr" -j ACCEPT`,
+	} {
+		if !strings.Contains(rules, want) {
+			t.Errorf("iptables -S DOCKER-USER lacks %s:\n%s", want, rules)
+		}
+	}
+	if !pings(ns["a"], "10.77.4.12") || !pings(ns["b"], "10.77.3.11") {
+		t.Error("routed traffic between the lab segments still dropped with the accepts")
+	}
+	if fwd, _ := counted(t, "hltr"); fwd != 0 {
+		t.Errorf("the egress guard counted %d routed lab packets as egress", fwd)
+	}
+	if err := Remove("hltr"); err != nil {
+		t.Fatal(err)
+	}
+	if pings(ns["a"], "10.77.4.12") {
+		t.Error("routed traffic still passes after Remove")
+	}
+}

@@ -170,8 +170,8 @@ func renderSpec(s Spec) string {
 	for _, fam := range []string{"ip", "ip6"} {
 		fmt.Fprintf(&b, "# inserted at the top of %s filter %s, when that chain exists:\n",
 			fam, DockerUserChain)
-		for _, br := range s.Bridges {
-			r := dockerUserRule(s.Lab, br)
+		for _, pair := range s.DockerUserPairs() {
+			r := dockerUserRule(s.Lab, pair[0], pair[1])
 			fmt.Fprintf(&b, "%s\n", renderRule(r.exprs, r.comment))
 		}
 	}

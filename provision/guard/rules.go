@@ -77,8 +77,8 @@ func egressRule(s Spec, match []expr.Any, what string) rule {
 
 // dockerUserRule is `-i BR -o BR -m comment --comment hybridlab:LAB -j
 // ACCEPT` in the expression form iptables-nft itself uses.
-func dockerUserRule(lab, bridge string) rule {
-	exprs := concat(ifname(expr.MetaKeyIIFNAME, bridge), ifname(expr.MetaKeyOIFNAME, bridge),
+func dockerUserRule(lab, in, out string) rule {
+	exprs := concat(ifname(expr.MetaKeyIIFNAME, in), ifname(expr.MetaKeyOIFNAME, out),
 		[]expr.Any{&expr.Counter{}}, verdict(expr.VerdictAccept))
 	return rule{exprs: exprs, comment: Tag(lab)}
 }

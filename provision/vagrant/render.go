@@ -117,7 +117,7 @@ func Render(c Config, n topology.Node) ([]byte, error) {
 	d := vagrantfileData{
 		Lab: c.Plan.Lab, Node: n.Name, Role: n.Role, Object: n.Object,
 		Box: c.Box, BoxVersion: c.BoxVersion, BootTimeout: int(c.BootTimeout.Seconds()),
-		Bridge: c.Plan.Bridge.Name, MAC: n.MAC,
+		Bridge: c.Plan.SegmentOf(n).Bridge.Name, MAC: n.MAC,
 		Driver: c.Accel.Driver(), TCG: c.Accel != accel.KVM,
 		Memory: n.Memory, CPUs: n.CPUs,
 		Emulator: c.EmulatorPath(), TBSizeMiB: c.TBSizeMiB,

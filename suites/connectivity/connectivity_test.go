@@ -35,6 +35,12 @@ var _ = Describe("the lab's container data plane", labels.Connectivity, labels.R
 			})
 		})
 
+		Context("with containers on segments the host routes between", func() {
+			It("routes every cross-segment pair and keeps the sender's address", func() {
+				expectRouted(routedPairs(lab.Plan, false))
+			})
+		})
+
 		Context("when a container is re-created at its planned address", func() {
 			It("answers its neighbours again at once, with the same MAC", func() {
 				target, from := pickContainers(lab.Plan)
@@ -58,6 +64,10 @@ var _ = Describe("the hybrid data plane of VMs and containers", labels.Connectiv
 
 		It("passes ICMP, TCP and UDP between every VM, container and the gateway", func() {
 			expectMatrix(lab.Endpoints(true))
+		})
+
+		It("routes between VMs and containers on different segments, keeping addresses", func() {
+			expectRouted(routedPairs(lab.Plan, true))
 		})
 
 		It("reaches a container's published port from every VM at the gateway address", func() {
@@ -197,4 +207,54 @@ func publishedPort(p *topology.Plan) (topology.Node, string) {
 	Skip(fmt.Sprintf("no container of lab %q publishes a TCP port (add `publish: "+
 		"[\"8080:8080/tcp\"]` to one in the lab file)", p.Lab))
 	return topology.Node{}, ""
+}
+
+// routedPairs lists every ordered pair of nodes on different segments, VMs included only
+// when vms is set (and then only pairs with a VM on one side); it skips the spec when the
+// lab has a single segment.
+func routedPairs(p *topology.Plan, vms bool) [][2]topology.Node {
+	if !p.Routed() {
+		Skip(fmt.Sprintf("lab %q has one segment: nothing is routed (declare segments: in the "+
+			"lab file)", p.Lab))
+	}
+	var out [][2]topology.Node
+	for _, a := range p.Nodes {
+		for _, b := range p.Nodes {
+			hasVM := a.Kind == topology.KindVM || b.Kind == topology.KindVM
+			if a.Segment == b.Segment || hasVM != vms {
+				continue
+			}
+			out = append(out, [2]topology.Node{a, b})
+		}
+	}
+	if len(out) == 0 {
+		Skip(fmt.Sprintf("lab %q has no such pair of nodes on different segments", p.Lab))
+	}
+	return out
+}
+
+// expectRouted fetches the probe's HTTP endpoint across each pair and checks the far side
+// saw the sender's own address: the host routes between segments without translating them.
+func expectRouted(pairs [][2]topology.Node) {
+	for _, pair := range pairs {
+		from, to := pair[0], pair[1]
+		url := fmt.Sprintf("http://%s:8080/", to.IP)
+		By(fmt.Sprintf("fetching %s (%s, segment %s) from %s (segment %s)", url, to.Name,
+			to.Segment, from.Name, from.Segment))
+		var got struct {
+			Status int    `json:"status"`
+			Body   string `json:"body"`
+		}
+		Eventually(func() error {
+			out, err := lab.Exec(from, "probe", "get", "--url", url)
+			if err != nil {
+				return fmt.Errorf("%s GET %s: %w: %s", from.Name, url, err, out)
+			}
+			return json.Unmarshal([]byte(out), &got)
+		}, labctl.Command).Should(Succeed(), "%s -> %s across segments\n%s", from.Name,
+			to.Name, labctl.ForwardReport(lab.Plan))
+		Expect(got.Status).To(Equal(200), "%s GET %s: %s", from.Name, url, got.Body)
+		Expect(got.Body).To(ContainSubstring(`"remote":"%s:`, from.IP),
+			"%s saw another source than %s (masquerade between segments?)", to.Name, from.IP)
+	}
 }

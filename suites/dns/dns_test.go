@@ -32,13 +32,30 @@ var _ = Describe("the lab's DNS server", labels.DNS, labels.Root, labels.Docker,
 					expectHostLookup(n)
 				}
 			})
+
+			It("answers on every segment's gateway", func() {
+				if !lab.Plan.Routed() {
+					Skip("the lab has one segment")
+				}
+				for _, seg := range lab.Plan.AllSegments() {
+					for _, n := range lab.Plan.Nodes {
+						By(fmt.Sprintf("asking %s (segment %s) for %s", seg.Gateway, seg.Name, n.DNS))
+						ctx, cancel := context.WithTimeout(context.Background(), labctl.Command)
+						a, err := dnsmasq.Query(ctx, seg.Gateway, n.DNS, dnsmessage.TypeA)
+						cancel()
+						Expect(err).NotTo(HaveOccurred(), "A %s at %s\n%s", n.DNS, seg.Gateway,
+							dnsReport())
+						Expect(a.Addrs).To(ConsistOf(n.IP), "A %s at %s", n.DNS, seg.Gateway)
+					}
+				}
+			})
 		})
 
 		Context("with every container asking", func() {
 			It("resolves every node's name and address through the lab server", func() {
 				for _, from := range lab.Plan.Containers() {
-					By(fmt.Sprintf("querying %s from container %s (probe dns)", lab.Plan.Gateway,
-						from.Name))
+					By(fmt.Sprintf("querying %s from container %s (probe dns)",
+						lab.Plan.SegmentOf(from).Gateway, from.Name))
 					for _, n := range lab.Plan.Nodes {
 						expectAgentLookup(from, n)
 					}
@@ -48,7 +65,7 @@ var _ = Describe("the lab's DNS server", labels.DNS, labels.Root, labels.Docker,
 			It("resolves every node's name through the container's own resolver", func() {
 				for _, from := range lab.Plan.Containers() {
 					By(fmt.Sprintf("running nslookup in %s (Docker's resolver forwards to %s)",
-						from.Name, lab.Plan.Gateway))
+						from.Name, lab.Plan.SegmentOf(from).Gateway))
 					for _, n := range lab.Plan.Nodes {
 						out, err := labctl.DockerExec(from.Object, "nslookup", n.DNS)
 						Expect(err).NotTo(HaveOccurred(), "%s: nslookup %s\n%s", from.Name,
@@ -82,6 +99,18 @@ var _ = Describe("the lab's DNS server", labels.DNS, labels.Root, labels.Docker,
 				newIP := freeDockerAddr(old)
 				late.run(newIP.String())
 				late.expectResolves(newIP)
+			})
+
+			It("names a container started by hand on another segment too", func() {
+				if !lab.Plan.Routed() {
+					Skip("the lab has one segment")
+				}
+				seg := lab.Plan.AllSegments()[len(lab.Plan.AllSegments())-1]
+				other := lateContainer{name: late.name + "s", network: seg.Docker.Network}
+				other.run("")
+				other.expectResolves(other.ip())
+				Expect(seg.Subnet.Contains(other.ip())).To(BeTrue(), "%s is not on segment %s",
+					other.ip(), seg.Name)
 			})
 
 			It("answers NXDOMAIN once it is removed", func() {
@@ -180,12 +209,13 @@ func expectHostLookup(n topology.Node) {
 	Expect(ptr.Names).To(ContainElement(n.DNS+"."), "PTR %s", n.IP)
 }
 
-// agentQuery runs `probe dns --server GATEWAY` on node from.
+// agentQuery runs `probe dns --server GATEWAY` on node from, GATEWAY being the host's
+// address on from's segment.
 func agentQuery(from topology.Node, name, typ string) probes.DNSResult {
 	ctx, cancel := context.WithTimeout(context.Background(), labctl.VMCommand)
 	defer cancel()
 	res, err := remote.DNS(ctx, lab.Agent(from), probes.DNSConfig{
-		Server: lab.Plan.Gateway.String(), Name: name, Type: typ})
+		Server: lab.Plan.SegmentOf(from).Gateway.String(), Name: name, Type: typ})
 	Expect(err).NotTo(HaveOccurred(), "%s: probe dns %s %s", from.Name, typ, name)
 	return res
 }
@@ -259,13 +289,24 @@ func vmResolvConf(n topology.Node) string {
 
 // lateContainer is a container started by hand on the lab network after up, with the lab's
 // labels, the way a user adds one.
-type lateContainer struct{ name string }
+type lateContainer struct {
+	name string
+	// network is the Docker network it joins; the main segment's when empty.
+	network string
+}
+
+func (c lateContainer) net() string {
+	if c.network == "" {
+		return lab.Plan.Docker.Network
+	}
+	return c.network
+}
 
 func (c lateContainer) object() string { return lab.Plan.Lab + "-" + c.name }
 func (c lateContainer) fqdn() string   { return c.name + "." + lab.Plan.Domain + "." }
 
 func (c lateContainer) run(ip string) {
-	args := []string{"run", "-d", "--name", c.object(), "--network", lab.Plan.Docker.Network,
+	args := []string{"run", "-d", "--name", c.object(), "--network", c.net(),
 		"--label", topology.LabelLab + "=" + lab.Plan.Lab,
 		"--label", topology.LabelNode + "=" + c.name,
 		"--label", topology.LabelRole + "=" + topology.RoleContainer}
@@ -273,8 +314,7 @@ func (c lateContainer) run(ip string) {
 		args = append(args, "--ip", ip)
 	}
 	args = append(args, topology.DefaultImage, "/usr/local/bin/probe", "serve")
-	By(fmt.Sprintf("starting container %s on %s by hand (docker run)", c.object(),
-		lab.Plan.Docker.Network))
+	By(fmt.Sprintf("starting container %s on %s by hand (docker run)", c.object(), c.net()))
 	_, err := labctl.Run("docker", args...)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() { _, _ = labctl.Run("docker", "rm", "-f", c.object()) })

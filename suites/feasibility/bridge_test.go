@@ -44,8 +44,9 @@ var _ = Describe("the bridge experiment: a VM and a container on one bridge",
 			doms, err := virt.Domains(lab.Plan.Lab + "-")
 			Expect(err).NotTo(HaveOccurred())
 			for _, n := range lab.Plan.VMs() {
-				By(fmt.Sprintf("finding %s's NIC %s on %s", n.Object, n.MAC, lab.Plan.Bridge.Name))
-				Expect(labNIC(doms, n)).To(Equal(lab.Plan.Bridge.Name), "domain %s", n.Object)
+				want := lab.Plan.SegmentOf(n).Bridge.Name
+				By(fmt.Sprintf("finding %s's NIC %s on %s", n.Object, n.MAC, want))
+				Expect(labNIC(doms, n)).To(Equal(want), "domain %s", n.Object)
 			}
 		})
 
@@ -60,7 +61,7 @@ var _ = Describe("the bridge experiment: a VM and a container on one bridge",
 
 			for _, n := range lab.Plan.VMs() {
 				By(fmt.Sprintf("comparing %s: plan %s, A record, lease, guest NIC", n.Name, n.IP))
-				a, err := dnsmasq.Query(context.Background(), lab.Plan.Gateway, n.DNS,
+				a, err := dnsmasq.Query(context.Background(), lab.Plan.SegmentOf(n).Gateway, n.DNS,
 					dnsmessage.TypeA)
 				Expect(err).NotTo(HaveOccurred())
 				Expect(a.Addrs).To(ConsistOf(n.IP), "A %s", n.DNS)

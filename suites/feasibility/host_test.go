@@ -60,27 +60,34 @@ var _ = Describe("the host under the lab", labels.Feasibility, labels.Root, labe
 			Expect(conflicts).To(BeEmpty(), "the lab's subnets clash with this host")
 		})
 
-		It("hangs every container's veth off the lab bridge", func() {
+		It("hangs every container's veth off its segment's bridge", func() {
 			list, err := containers.List(context.Background(), lab.Docker, lab.Plan.Lab)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(list).NotTo(BeEmpty())
 			for _, c := range list {
-				By(fmt.Sprintf("finding %s's veth %s on %s", c.Name, c.Veth, lab.Plan.Bridge.Name))
-				Expect(c.Master).To(Equal(lab.Plan.Bridge.Name),
+				n, planned := lab.Plan.Node(c.Node)
+				if !planned {
+					continue // a container started by hand or by another spec
+				}
+				want := lab.Plan.SegmentOf(n).Bridge.Name
+				By(fmt.Sprintf("finding %s's veth %s on %s", c.Name, c.Veth, want))
+				Expect(c.Master).To(Equal(want),
 					"container %s: veth %q hangs off %q (fault B10)", c.Name, c.Veth, c.Master)
 			}
 		})
 
-		It("keeps STP off and every bridge port forwarding", func() {
-			st, err := bridge.Inspect(lab.Plan.Bridge.Name)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(st.STP).To(BeFalse(), "%s has STP on (fault B18): every new port waits "+
-				"2 x forward_delay (%s) before it forwards; `setup up` turns STP off", st.Name,
-				st.ForwardDelay)
-			Expect(st.Ports).NotTo(BeEmpty())
-			for _, p := range st.Ports {
-				Expect(p.State).To(Equal(bridge.PortForwarding), "port %s (%s) of %s is %s",
-					p.Name, p.Owner, st.Name, p.State)
+		It("keeps STP off and every port of every lab bridge forwarding", func() {
+			for _, name := range lab.Plan.Bridges() {
+				st, err := bridge.Inspect(name)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(st.STP).To(BeFalse(), "%s has STP on (fault B18): every new port waits "+
+					"2 x forward_delay (%s) before it forwards; `setup up` turns STP off",
+					st.Name, st.ForwardDelay)
+				Expect(st.Ports).NotTo(BeEmpty(), "bridge %s has no port", name)
+				for _, p := range st.Ports {
+					Expect(p.State).To(Equal(bridge.PortForwarding), "port %s (%s) of %s is %s",
+						p.Name, p.Owner, st.Name, p.State)
+				}
 			}
 		})
 

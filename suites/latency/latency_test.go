@@ -123,7 +123,41 @@ func labPaths(l *labctl.Lab) []bench.Path {
 	if len(vms) >= 2 {
 		out = append(out, bench.RunnerPath("vm-vm", nil, l.Agent(vms[0]), vms[1].IP.String()))
 	}
+	return append(out, routedPaths(l)...)
+}
+
+// routedPaths are the bridge-to-bridge paths of a lab with several segments: a container on
+// another segment than the first container (and the first VM) reaches it through the host's
+// routing, to compare in the same run with the same pair kinds on one shared bridge.
+func routedPaths(l *labctl.Lab) []bench.Path {
+	p := l.Plan
+	ctrs, vms := p.Containers(), p.VMs()
+	if !p.Routed() || len(ctrs) == 0 {
+		return nil
+	}
+	var out []bench.Path
+	if far, ok := nodeOffSegment(ctrs, ctrs[0].Segment); ok {
+		out = append(out, bench.RunnerPath("container-container-routed", nil, l.Agent(far),
+			ctrs[0].IP.String()))
+	}
+	if len(vms) > 0 {
+		if far, ok := nodeOffSegment(ctrs, vms[0].Segment); ok {
+			out = append(out,
+				bench.RunnerPath("container-vm-routed", nil, l.Agent(far), vms[0].IP.String()),
+				bench.RunnerPath("vm-container-routed", nil, l.Agent(vms[0]), far.IP.String()))
+		}
+	}
 	return out
+}
+
+// nodeOffSegment returns the first of nodes that is not on segment seg.
+func nodeOffSegment(nodes []topology.Node, seg string) (topology.Node, bool) {
+	for _, n := range nodes {
+		if n.Segment != seg {
+			return n, true
+		}
+	}
+	return topology.Node{}, false
 }
 
 func recordExperiment(res *bench.Result) {

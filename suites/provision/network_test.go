@@ -38,18 +38,23 @@ var _ = Describe("setup up --vms=false", labels.Provision, labels.Root, labels.D
 		It("builds the bridge, the guard, dnsmasq and every container", func() {
 			labctl.MustSetup(setupBin, labctl.UpNetwork, "up", "--vms=false")
 
-			By("finding the bridge with the planned address, MAC and MTU, STP off")
-			out, err := labctl.Run("ip", "-d", "addr", "show", "dev", plan.Bridge.Name)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(out).To(ContainSubstring(plan.Bridge.Address.String()))
-			Expect(out).To(ContainSubstring(plan.Bridge.MAC))
-			Expect(out).To(ContainSubstring(fmt.Sprintf("mtu %d", plan.MTU)))
-			Expect(out).To(ContainSubstring("stp_state 0"))
+			for _, seg := range plan.AllSegments() {
+				By(fmt.Sprintf("finding segment %s's bridge %s with the planned address, MAC "+
+					"and MTU, STP off", seg.Name, seg.Bridge.Name))
+				out, err := labctl.Run("ip", "-d", "addr", "show", "dev", seg.Bridge.Name)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(out).To(ContainSubstring(seg.Bridge.Address.String()))
+				Expect(out).To(ContainSubstring(seg.Bridge.MAC))
+				Expect(out).To(ContainSubstring(fmt.Sprintf("mtu %d", plan.MTU)))
+				Expect(out).To(ContainSubstring("stp_state 0"))
+			}
 
-			By("finding the guard table")
-			out, err = labctl.Run("nft", "list", "table", "inet", plan.NFTable)
+			By("finding the guard table with every segment's subnet")
+			out, err := labctl.Run("nft", "list", "table", "inet", plan.NFTable)
 			Expect(err).NotTo(HaveOccurred())
-			Expect(out).To(ContainSubstring(plan.Subnet.String()))
+			for _, subnet := range plan.Subnets() {
+				Expect(out).To(ContainSubstring(subnet.String()))
+			}
 
 			By("finding every container running with its planned IP and MAC")
 			for _, n := range plan.Containers() {
