@@ -187,3 +187,27 @@ func BenchmarkMergeRepetitions(b *testing.B) {
 		}
 	}
 }
+
+func TestRoutingComparesRoutedWithSharedPath(t *testing.T) {
+	var log []string
+	cfg := Config{Paths: []Path{
+		fakePath("veth", &fakeClient{base: 10, log: &log}),
+		fakePath("container-vm", &fakeClient{base: 20, log: &log}),
+		fakePath("container-vm-routed", &fakeClient{base: 25, log: &log}),
+		fakePath("lonely-routed", &fakeClient{base: 40, log: &log}),
+	}, Protos: []string{"tcp", "udp"}, Repetitions: 2, Count: 100,
+		TputDuration: time.Millisecond}
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Routing) != 2 {
+		t.Fatalf("routing rows %+v, want tcp and udp for container-vm-routed only", res.Routing)
+	}
+	for _, r := range res.Routing {
+		if r.Routed != "container-vm-routed" || r.Shared != "container-vm" ||
+			!near(r.P50Ratio, 1.25, 0.003) || !near(r.AddedUs, 5, 0.05) {
+			t.Errorf("routing row %+v, want p50 ratio 1.25 and 5 µs added", r)
+		}
+	}
+}

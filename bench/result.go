@@ -12,20 +12,22 @@ import (
 
 // Result is everything one Run measured. It marshals to the latency.json format.
 type Result struct {
-	Started   time.Time      `json:"started"`
-	DurationS float64        `json:"duration_s"`
-	Settings  Settings       `json:"settings"`
-	Floor     string         `json:"floor"`
-	Paths     []PathInfo     `json:"paths"`
-	Order     []Trial        `json:"order"` // the interleaved latency trials, in run order
-	Latency   []Latency      `json:"latency"`
-	Noise     []Noise        `json:"noise"`
-	Noisy     bool           `json:"noisy"` // any Noise entry is noisy
-	Tput      []Throughput   `json:"throughput,omitempty"`
-	Fidelity  []Fidelity     `json:"fidelity,omitempty"`
-	TputFid   []TputFidelity `json:"throughput_fidelity,omitempty"`
-	Env       Environment    `json:"environment"`
-	Problems  []string       `json:"problems,omitempty"` // failed trials and checks
+	Started   time.Time  `json:"started"`
+	DurationS float64    `json:"duration_s"`
+	Settings  Settings   `json:"settings"`
+	Floor     string     `json:"floor"`
+	Paths     []PathInfo `json:"paths"`
+	Order     []Trial    `json:"order"` // the interleaved latency trials, in run order
+	Latency   []Latency  `json:"latency"`
+	Noise     []Noise    `json:"noise"`
+	Noisy     bool       `json:"noisy"` // any Noise entry is noisy
+	// Routing compares each routed path with its shared-bridge counterpart.
+	Routing  []Routing      `json:"routing,omitempty"`
+	Tput     []Throughput   `json:"throughput,omitempty"`
+	Fidelity []Fidelity     `json:"fidelity,omitempty"`
+	TputFid  []TputFidelity `json:"throughput_fidelity,omitempty"`
+	Env      Environment    `json:"environment"`
+	Problems []string       `json:"problems,omitempty"` // failed trials and checks
 }
 
 // Settings records the Config a Result was measured with.

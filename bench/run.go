@@ -157,6 +157,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Latency = aggregate(cfg, trials, res)
 	res.Noise = noiseGate(cfg, res.Latency)
 	applyRatios(cfg, res)
+	res.Routing = routingCosts(res.Latency)
 
 	if err := runThroughput(ctx, cfg, targets, res); err != nil {
 		return nil, err

@@ -69,6 +69,14 @@ care.</span>{{end}}</p>
 <td>{{us .Merged.P50Us}}</td><td>{{us .Merged.P99Us}}</td><td>{{x .P50Ratio}}</td>
 <td>{{x .P99Ratio}}</td><td class="l">{{if .Noisy}}<span class="bad">noisy</span>{{else}}no{{end}}
 </td></tr>{{end}}</table>
+{{if .Routing}}<p><b>Does bridge-to-bridge routing add latency?</b> Each routed path
+(through the host's routing between two lab segments) against the same kind of pair on the
+shared bridge, in this run:</p>
+<table><tr><th class="l">routed path</th><th class="l">vs</th><th class="l">proto</th>
+<th>added p50 µs</th><th>p50 ratio</th><th>p99 ratio</th></tr>
+{{range .Routing}}<tr><td class="l">{{.Routed}}</td><td class="l">{{.Shared}}</td>
+<td class="l">{{.Proto}}/{{.Size}}</td><td>{{us .AddedUs}}</td><td>{{x .P50Ratio}}</td>
+<td>{{x .P99Ratio}}</td></tr>{{end}}</table>{{end}}
 {{if .Tput}}<table><tr><th class="l">path</th><th>TCP Gbit/s</th><th>/ floor</th></tr>
 {{range .Tput}}<tr><td class="l">{{.Path}}</td><td>{{gbps .Bps.Mean}}</td>
 <td>{{x .FloorRatio}}</td></tr>{{end}}</table>{{end}}

@@ -77,3 +77,31 @@ func TestWriteLatencyNoisyAndEmpty(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteLatencyRoutingTable(t *testing.T) {
+	res := sampleResult(t)
+	dir := reportDir(t)
+	page := func() string {
+		if err := WriteLatency(dir, res); err != nil {
+			t.Fatal(err)
+		}
+		html, err := os.ReadFile(filepath.Join(dir, LatencyHTML))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(html)
+	}
+	if strings.Contains(page(), "Bridge-to-bridge routing") {
+		t.Error("a run without routed paths shows the routing table")
+	}
+	res.Routing = []bench.Routing{{Routed: "container-vm-routed", Shared: "container-vm",
+		Proto: "tcp", Size: 64, RoutedUs: 250, SharedUs: 200, P50Ratio: 1.25, P99Ratio: 1.5,
+		AddedUs: 50}}
+	got := page()
+	for _, want := range []string{"Bridge-to-bridge routing", "container-vm-routed",
+		"<td>1.25×</td>", "<td>50.00</td>"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("latency.html lacks %q", want)
+		}
+	}
+}

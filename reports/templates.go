@@ -82,6 +82,18 @@ across repetitions, so ratios are less certain than the tables suggest:
 <p class="meta">Percentiles come from the HDR histograms of all repetitions merged; the
 confidence intervals (Student's t) are of the per-repetition p50 and mean.</p>
 
+{{if .R.Routing}}<h2>Bridge-to-bridge routing vs the shared bridge</h2>
+<p>Each routed path crosses the host's routing between two lab segments (two bridges); its
+counterpart is the same kind of pair on one shared bridge, measured in this run.</p>
+<table><tr><th class="l">routed path</th><th class="l">shared-bridge path</th>
+<th class="l">proto</th><th>size</th><th>routed p50</th><th>shared p50</th><th>added p50 (µs)</th>
+<th>p50 ratio</th><th>p99 ratio</th><th class="l">noisy</th></tr>
+{{range .R.Routing}}<tr><td class="l">{{.Routed}}</td><td class="l">{{.Shared}}</td>
+<td class="l">{{.Proto}}</td><td>{{.Size}}</td><td>{{us .RoutedUs}}</td><td>{{us .SharedUs}}</td>
+<td>{{us .AddedUs}}</td><td>{{x .P50Ratio}}</td><td>{{x .P99Ratio}}</td>
+<td class="l">{{if .Noisy}}<span class="bad">noisy</span>{{else}}no{{end}}</td></tr>
+{{end}}</table>{{end}}
+
 <h2>Noise gate</h2>
 <p>The floor's per-repetition p50 is noisy when its coefficient of variation (sample standard
 deviation / mean) exceeds the limit; the range (max − min) / median is shown alongside.</p>

@@ -41,7 +41,7 @@ func loadExtraVMs(lab *topology.Lab) ([]topology.VM, error) {
 }
 
 func newAddVMCmd(g *globals) *cobra.Command {
-	var role string
+	var role, segment string
 	var memory int
 	cmd := &cobra.Command{
 		Use:   "add-vm NAME",
@@ -59,7 +59,8 @@ state directory, after checking that the plan with it is valid. The next
 			if err != nil {
 				return err
 			}
-			extra = append(extra, topology.VM{Name: args[0], Role: role, Memory: memory})
+			extra = append(extra, topology.VM{Name: args[0], Role: role, Memory: memory,
+				Segment: segment})
 			lab.VMs = append(lab.VMs, extra...)
 			p, err := topology.NewPlan(lab)
 			if err != nil {
@@ -76,12 +77,14 @@ state directory, after checking that the plan with it is valid. The next
 				return fmt.Errorf("record added vm: %w", err)
 			}
 			n, _ := p.Node(args[0])
-			fmt.Fprintf(cmd.OutOrStdout(), "added vm %s (role %s) at %s, mac %s; run 'setup up' to create it\n",
-				n.Name, n.Role, n.IP, n.MAC)
+			fmt.Fprintf(cmd.OutOrStdout(), "added vm %s (role %s) on segment %s at %s, mac %s; "+
+				"run 'setup up' to create it\n", n.Name, n.Role, p.SegmentOf(n).Name, n.IP, n.MAC)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&role, "role", topology.RoleBase, "base, docker or observer")
 	cmd.Flags().IntVar(&memory, "memory", 0, "memory in MiB (default 512)")
+	cmd.Flags().StringVar(&segment, "segment", "",
+		"segment the VM's lab NIC joins (default main; see segments: in lab.yaml)")
 	return cmd
 }
