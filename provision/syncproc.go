@@ -60,10 +60,12 @@ func ensureDNSSync(p *topology.Plan) (bool, error) {
 	return true, startSync(dir, bin)
 }
 
-// syncView is the part of the plan the DNS sync process depends on.
+// syncView is the part of the plan the DNS sync process depends on: the
+// lab's name and domain, the nodes (planned names get no extra record) and
+// every segment, whose Docker networks it follows.
 func syncView(p *topology.Plan) *topology.Plan {
 	return &topology.Plan{Lab: p.Lab, Domain: p.Domain, Subnet: p.Subnet, Gateway: p.Gateway,
-		Docker: p.Docker, Nodes: p.Nodes}
+		Docker: p.Docker, Nodes: p.Nodes, Segments: p.Segments}
 }
 
 func startSync(dir, bin string) error {

@@ -304,7 +304,7 @@ func (u *upRun) dns(ctx context.Context) error {
 	}
 	u.rec.created("dnsmasq", fmt.Sprint(res.PID))
 	if res.Started {
-		u.changed("dnsmasq started (pid %d) on %s", res.PID, u.plan.Gateway)
+		u.changed("dnsmasq started (pid %d) on %s", res.PID, joinAddrs(u.plan.Gateways()))
 	}
 	return nil
 }
@@ -317,7 +317,11 @@ func (u *upRun) dnssync(_ context.Context) error {
 		return err
 	}
 	if started {
-		u.changed("dns sync started (follows Docker events on %s)", u.plan.Docker.Network)
+		var nets []string
+		for _, s := range u.plan.AllSegments() {
+			nets = append(nets, s.Docker.Network)
+		}
+		u.changed("dns sync started (follows Docker events on %s)", strings.Join(nets, ", "))
 	}
 	return nil
 }
@@ -502,4 +506,12 @@ func dockerPrefixes(ctx context.Context, cli client.APIClient) ([]topology.Named
 		}
 	}
 	return out, nil
+}
+
+func joinAddrs(as []netip.Addr) string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return strings.Join(out, ", ")
 }

@@ -11,12 +11,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"hybridlab/provision"
 	"hybridlab/topology"
 )
 
@@ -55,10 +58,17 @@ containers on one shared Linux bridge and subnet, with the lab's own DNS/DHCP
 (dnsmasq) and an nftables guard that keeps lab traffic on this machine.
 
 Without -f, $HYBRIDLAB_LAB names the lab file, else the embedded default lab
-is used (see 'setup plan').
+is used (see 'setup plan'). Commands that look at a running lab (down,
+status, check, doctor, graph, report, add-vm) instead follow the lab that
+'up -f FILE' brought up, when it is the only lab up and the default lab is not.
 Commands that change the host need root.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			if followsRecord[cmd.Name()] && !cmd.Flags().Changed("file") && g.labFile == "" {
+				g.labFile = recordedLabFile(cmd.ErrOrStderr())
+			}
+		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.PersistentFlags().StringVarP(&g.labFile, "file", "f", os.Getenv("HYBRIDLAB_LAB"),
@@ -78,6 +88,47 @@ Commands that change the host need root.`,
 		newCheckCmd(g),
 	)
 	return root
+}
+
+// followsRecord are the commands that act on a running lab: without -f or
+// $HYBRIDLAB_LAB they use the lab file of the one lab that is up.
+var followsRecord = map[string]bool{"down": true, "status": true, "check": true,
+	"doctor": true, "graph": true, "report": true, "add-vm": true}
+
+// recordedLabFile returns the lab file recorded by `up -f FILE` when that lab is the only
+// one with a state record and the file still exists, saying so on w; else "" (the default
+// lab).
+func recordedLabFile(w io.Writer) string {
+	entries, err := os.ReadDir(provision.StateRoot)
+	if err != nil {
+		return ""
+	}
+	var found []*provision.Record
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(provision.StateDir(e.Name()), "state.json")); err != nil {
+			continue
+		}
+		rec, err := provision.LoadRecord(e.Name())
+		if err != nil {
+			continue
+		}
+		if rec.Lab == topology.DefaultName && rec.LabFile == "" {
+			return "" // the default lab is up: it stays the default
+		}
+		found = append(found, rec)
+	}
+	if len(found) != 1 || found[0].LabFile == "" {
+		return ""
+	}
+	if _, err := os.Stat(found[0].LabFile); err != nil {
+		return ""
+	}
+	fmt.Fprintf(w, "setup: using lab %q from %s (the lab that is up; -f chooses another)\n",
+		found[0].Lab, found[0].LabFile)
+	return found[0].LabFile
 }
 
 // loadPlan reads the lab file (or the default lab) and computes its plan.

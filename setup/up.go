@@ -98,7 +98,7 @@ func (f *upFlags) options(g *globals) provision.Options {
 		AllowEgress: f.allowEgress,
 		Accel:       f.accel,
 		Install:     !f.noInstall,
-		LabFile:     g.labFile,
+		LabFile:     absPath(g.labFile),
 		Progress:    printProgress(os.Stderr),
 	}
 	if !f.quiet {
@@ -150,4 +150,16 @@ func printProgress(w io.Writer) func(provision.Event) {
 		}
 		fmt.Fprintf(w, "==> %-9s %s\n", e.Step, e.Message)
 	}
+}
+
+// absPath makes a lab file path absolute, so the record of `up -f FILE` names it from any
+// directory; "" stays "" (the default lab).
+func absPath(name string) string {
+	if name == "" {
+		return ""
+	}
+	if abs, err := filepath.Abs(name); err == nil {
+		return abs
+	}
+	return name
 }

@@ -35,7 +35,7 @@ func TestCustomizationGuestFiles(t *testing.T) {
 	c := testCustomization(t, "")
 	network := string(fileOf(t, c, "/etc/systemd/network/20-hybridlab.network").data)
 	for _, want := range []string{"Type=ether", "Name=en* eth*", "ClientIdentifier=mac",
-		"UseGateway=no", "DHCP=ipv4"} {
+		"UseGateway=no", "UseRoutes=yes", "DHCP=ipv4"} {
 		if !strings.Contains(network, want) {
 			t.Errorf("network unit lacks %q:\n%s", want, network)
 		}

@@ -24,10 +24,12 @@ func (m Mismatch) String() string {
 	return fmt.Sprintf("%s (mac %s): want %s, got %s: %s", m.Node, m.MAC, m.Want, m.Got, m.Problem)
 }
 
-// Drift compares leases with the plan's VMs (faults B14, B15): each VM's
-// MAC must hold exactly its planned address, and no other MAC may hold a
-// VM's address. A VM without a lease is reported as "no lease"; callers
-// that check before every VM booted may ignore those.
+// Drift compares leases with the plan's VMs on every segment (faults B14,
+// B15): each VM's MAC must hold exactly its planned address, and no other
+// MAC may hold a VM's address. A lease in another segment's subnet than
+// the VM's says so (the VM's lab NIC is on the wrong bridge). A VM without
+// a lease is reported as "no lease"; callers that check before every VM
+// booted may ignore those.
 func Drift(p *topology.Plan, leases []Lease) []Mismatch {
 	byMAC := map[string][]Lease{}
 	byIP := map[netip.Addr][]Lease{}
@@ -46,7 +48,7 @@ func Drift(p *topology.Plan, leases []Lease) []Mismatch {
 		case len(mine) > 1 || mine[0].IP != n.IP:
 			m.Got, m.Problem = mine[0].IP, fmt.Sprintf("%d leases, first off plan", len(mine))
 			if len(mine) == 1 {
-				m.Problem = "leased address differs from the plan"
+				m.Problem = offPlan(p, n, mine[0].IP)
 			}
 			out = append(out, m)
 		}
@@ -58,4 +60,12 @@ func Drift(p *topology.Plan, leases []Lease) []Mismatch {
 		}
 	}
 	return out
+}
+
+func offPlan(p *topology.Plan, n topology.Node, got netip.Addr) string {
+	want := p.SegmentOf(n).Name
+	if seg, ok := p.SegmentContaining(got); ok && p.Routed() && seg.Name != want {
+		return fmt.Sprintf("leased on segment %q, planned on segment %q", seg.Name, want)
+	}
+	return "leased address differs from the plan"
 }

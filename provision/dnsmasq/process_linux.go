@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,8 +43,8 @@ type Result struct {
 // --conf-file=STATE/dnsmasq.conf`). Idempotent: a dnsmasq of this state
 // directory that runs with the same configuration hash is left alone; one
 // with another configuration, or that no longer answers, is stopped and
-// started again. It returns when
-// the pid file names a live dnsmasq and the gateway answers DNS on UDP 53.
+// started again. It returns when the pid file names a live dnsmasq and
+// every segment's gateway answers DNS on UDP 53.
 // It leaves the process running and the files in stateDir.
 func Ensure(ctx context.Context, p *topology.Plan, stateDir string) (Result, error) {
 	cfg, err := Render(p, stateDir)
@@ -126,27 +127,53 @@ func waitReady(ctx context.Context, cfg Config) (int, error) {
 	for {
 		pid, ok := running(cfg)
 		if ok {
-			_, lastErr = Query(ctx, cfg.Listen, "gw."+cfg.Domain, dnsmessage.TypeA)
-			if lastErr == nil {
+			if lastErr = answersAll(ctx, cfg); lastErr == nil {
 				return pid, nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("wait for dnsmasq of lab %q on %s:53: %w (last: %v)",
-				cfg.Lab, cfg.Listen, ctx.Err(), lastErr)
+			return 0, fmt.Errorf("wait for dnsmasq of lab %q on %s: %w (last: %v)",
+				cfg.Lab, gatewayList(cfg), ctx.Err(), lastErr)
 		case <-time.After(pollInterval):
 		}
 	}
 }
 
-// answers reports whether dnsmasq answers on the gateway; a dnsmasq whose
-// bridge was deleted and made again keeps running but no longer does.
+// answers reports whether dnsmasq answers on every gateway; a dnsmasq
+// whose bridge was deleted and made again keeps running but no longer
+// does there.
 func answers(ctx context.Context, cfg Config) bool {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	_, err := Query(ctx, cfg.Listen, "gw."+cfg.Domain, dnsmessage.TypeA)
-	return err == nil
+	return answersAll(ctx, cfg) == nil
+}
+
+// answersAll asks each gateway for gw.DOMAIN and returns the first error.
+func answersAll(ctx context.Context, cfg Config) error {
+	for _, gw := range listenAddrs(cfg) {
+		if _, err := Query(ctx, gw, "gw."+cfg.Domain, dnsmessage.TypeA); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listenAddrs are the gateways of cfg; the main one for a Config built by
+// hand without Gateways.
+func listenAddrs(cfg Config) []netip.Addr {
+	if len(cfg.Gateways) == 0 {
+		return []netip.Addr{cfg.Listen}
+	}
+	return cfg.Gateways
+}
+
+func gatewayList(cfg Config) string {
+	var s []string
+	for _, gw := range listenAddrs(cfg) {
+		s = append(s, gw.String()+":53")
+	}
+	return strings.Join(s, ", ")
 }
 
 // Stop ends the dnsmasq of stateDir (SIGTERM, then SIGKILL after 5 s) and

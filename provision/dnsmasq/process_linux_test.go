@@ -2,7 +2,6 @@ package dnsmasq
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -38,6 +37,17 @@ var gw = netip.MustParseAddr("10.0.5.1")
 // started from this goroutine (dnsmasq) and sockets it opens live there.
 func enterLabNS(t *testing.T) {
 	t.Helper()
+	enterNS(t, serverNS, bridgeAddr{"br-hlc", "10.0.5.1/24"})
+}
+
+// bridgeAddr is a bridge a test makes and the host address on it.
+type bridgeAddr struct{ name, cidr string }
+
+// enterNS locks the test goroutine to its thread and moves that thread into
+// a fresh named netns name holding the bridges; cleanup deletes the netns
+// and with it the bridges.
+func enterNS(t *testing.T, name string, bridges ...bridgeAddr) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (creates network namespaces and runs dnsmasq)")
 	}
@@ -49,44 +59,49 @@ func enterLabNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	netns.DeleteNamed(serverNS)
-	ns, err := netns.NewNamed(serverNS)
+	netns.DeleteNamed(name)
+	ns, err := netns.NewNamed(name)
 	if err != nil {
 		netns.Set(orig)
-		t.Fatalf("ip netns add %s: %v", serverNS, err)
+		t.Fatalf("ip netns add %s: %v", name, err)
 	}
 	t.Cleanup(func() {
 		netns.Set(orig)
 		ns.Close()
 		orig.Close()
-		netns.DeleteNamed(serverNS)
+		netns.DeleteNamed(name)
 		runtime.UnlockOSThread()
 	})
-	makeBridge(t)
-}
-
-func makeBridge(t *testing.T) {
-	t.Helper()
 	lo, _ := netlink.LinkByName("lo")
 	netlink.LinkSetUp(lo)
+	for _, b := range bridges {
+		makeBridge(t, name, b)
+	}
+}
+
+func makeBridge(t *testing.T, ns string, b bridgeAddr) {
+	t.Helper()
 	attrs := netlink.NewLinkAttrs()
-	attrs.Name = "br-hlc"
+	attrs.Name = b.name
 	br := &netlink.Bridge{LinkAttrs: attrs}
 	if err := netlink.LinkAdd(br); err != nil {
-		t.Fatalf("ip link add br-hlc type bridge: %v", err)
+		t.Fatalf("ip link add %s type bridge: %v", b.name, err)
 	}
-	addr, _ := netlink.ParseAddr("10.0.5.1/24")
+	addr, err := netlink.ParseAddr(b.cidr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := netlink.AddrAdd(br, addr); err != nil {
-		t.Fatalf("ip addr add 10.0.5.1/24 dev br-hlc: %v", err)
+		t.Fatalf("ip addr add %s dev %s: %v", b.cidr, b.name, err)
 	}
 	if err := netlink.LinkSetUp(br); err != nil {
-		t.Fatalf("ip link set br-hlc up: %v", err)
+		t.Fatalf("ip link set %s up: %v", b.name, err)
 	}
-	// Every query goes to 10.0.5.1; make sure it is local to this netns
+	// Every query goes to a gateway; make sure it is local to this netns
 	// so nothing can ever be routed off the host.
-	routes, err := netlink.RouteGet(net.ParseIP(gw.String()))
+	routes, err := netlink.RouteGet(addr.IP)
 	if err != nil || len(routes) == 0 || routes[0].Type != unix.RTN_LOCAL {
-		t.Fatalf("10.0.5.1 is not local in netns %s: %v %v", serverNS, routes, err)
+		t.Fatalf("%s is not local in netns %s: %v %v", addr.IP, ns, routes, err)
 	}
 }
 
@@ -116,31 +131,47 @@ func startDnsmasq(t *testing.T, yaml, stateDir string) Result {
 
 func query(t *testing.T, name string, qtype dnsmessage.Type) Answer {
 	t.Helper()
+	return queryAt(t, gw, name, qtype)
+}
+
+func queryAt(t *testing.T, server netip.Addr, name string, qtype dnsmessage.Type) Answer {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	a, err := Query(ctx, gw, name, qtype)
+	a, err := Query(ctx, server, name, qtype)
 	if err != nil {
-		t.Fatalf("dig @10.0.5.1 %s %s: %v", name, qtype, err)
+		t.Fatalf("dig @%s %s %s: %v", server, name, qtype, err)
 	}
 	return a
 }
 
 func wantA(t *testing.T, name, ip string) {
 	t.Helper()
-	a := query(t, name, dnsmessage.TypeA)
+	wantAAt(t, gw, name, ip)
+}
+
+func wantAAt(t *testing.T, server netip.Addr, name, ip string) {
+	t.Helper()
+	a := queryAt(t, server, name, dnsmessage.TypeA)
 	if a.RCode != dnsmessage.RCodeSuccess || len(a.Addrs) != 1 || a.Addrs[0].String() != ip ||
 		!a.Authoritative {
-		t.Errorf("A %s: %v %v aa=%v, want %s aa=true", name, a.RCode, a.Addrs, a.Authoritative, ip)
+		t.Errorf("A %s @%s: %v %v aa=%v, want %s aa=true", name, server, a.RCode, a.Addrs,
+			a.Authoritative, ip)
 	}
 }
 
 func wantPTR(t *testing.T, ip, name string) {
 	t.Helper()
-	a := query(t, ReverseName(netip.MustParseAddr(ip)), dnsmessage.TypePTR)
+	wantPTRAt(t, gw, ip, name)
+}
+
+func wantPTRAt(t *testing.T, server netip.Addr, ip, name string) {
+	t.Helper()
+	a := queryAt(t, server, ReverseName(netip.MustParseAddr(ip)), dnsmessage.TypePTR)
 	if a.RCode != dnsmessage.RCodeSuccess || len(a.Names) != 1 || a.Names[0] != name ||
 		!a.Authoritative {
-		t.Errorf("PTR %s: %v %v aa=%v, want %s aa=true", ip, a.RCode, a.Names, a.Authoritative,
-			name)
+		t.Errorf("PTR %s @%s: %v %v aa=%v, want %s aa=true", ip, server, a.RCode, a.Names,
+			a.Authoritative, name)
 	}
 }
 
@@ -330,15 +361,22 @@ func TestDHCPGivesAVMItsReservedAddress(t *testing.T) {
 // of br-hlc.
 func addClient(t *testing.T, mac string) {
 	t.Helper()
-	exec.Command("ip", "netns", "del", clientNS).Run()
+	addClientOn(t, clientNS, "hlc-dh0", "br-hlc", mac)
+}
+
+// addClientOn makes netns ns with eth0 (MAC mac) whose peer, host-side
+// name veth, is a port of bridge; cleanup deletes the netns and the pair.
+func addClientOn(t *testing.T, ns, veth, bridge, mac string) {
+	t.Helper()
+	exec.Command("ip", "netns", "del", ns).Run()
 	steps := [][]string{
-		{"ip", "netns", "add", clientNS},
-		{"ip", "link", "add", "hlc-dh0", "type", "veth", "peer", "name", "eth0",
-			"address", mac, "netns", clientNS},
-		{"ip", "link", "set", "hlc-dh0", "master", "br-hlc", "up"},
-		{"ip", "-n", clientNS, "link", "set", "eth0", "up"},
+		{"ip", "netns", "add", ns},
+		{"ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0",
+			"address", mac, "netns", ns},
+		{"ip", "link", "set", veth, "master", bridge, "up"},
+		{"ip", "-n", ns, "link", "set", "eth0", "up"},
 	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", clientNS).Run() })
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
 	for _, s := range steps {
 		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v\n%s", strings.Join(s, " "), err, out)
