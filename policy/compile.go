@@ -95,8 +95,8 @@ func (c *compiler) add(r topology.ResolvedRule) error {
 			addrMatch("daddr", r.To.Prefixes)))
 		placed = true
 	}
-	if len(r.From.Prefixes) > 0 && (r.To.Host || containsAddr(r.To.Prefixes,
-		c.plan.Gateway)) {
+	if len(r.From.Prefixes) > 0 && (r.To.Host || slices.ContainsFunc(c.plan.Gateways(),
+		func(gw netip.Addr) bool { return containsAddr(r.To.Prefixes, gw) })) {
 		var dst []match
 		if !r.To.Host {
 			dst = addrMatch("daddr", r.To.Prefixes)
@@ -150,19 +150,34 @@ func logPrefix(lab, name string) string {
 	return s
 }
 
+// inetTable filters, on every lab bridge, what is switched or routed between
+// lab ports (forward: in from one lab bridge, out to the same or another),
+// what goes to the host (input) and what the host sends (output).
 func (c *compiler) inetTable() tableSpec {
-	br := c.plan.Bridge.Name
+	brs := c.plan.Bridges()
 	t := tableSpec{family: nftables.TableFamilyINet, name: TableName(c.plan.Lab)}
-	base := func(name string, hook *nftables.ChainHook, m []match, to string) chainSpec {
-		return chainSpec{name: name, hook: hook, priority: Priority, rules: []ruleSpec{
-			{matches: m, verdict: verdict{kind: "jump", chain: to}},
-		}}
+	base := func(name string, hook *nftables.ChainHook, to string, ms ...[]match) chainSpec {
+		cs := chainSpec{name: name, hook: hook, priority: Priority}
+		for _, m := range ms {
+			cs.rules = append(cs.rules, ruleSpec{matches: m,
+				verdict: verdict{kind: "jump", chain: to}})
+		}
+		return cs
+	}
+	// One jump per bridge or ordered pair of bridges rather than a set of
+	// names: google/nftables marks an anonymous set's keys big-endian, so
+	// nft would list a set of interface names reversed (as "").
+	var pairs, ins, outs [][]match
+	for _, a := range brs {
+		ins, outs = append(ins, ifMatch("iifname", a)), append(outs, ifMatch("oifname", a))
+		for _, b := range brs {
+			pairs = append(pairs, append(ifMatch("iifname", a), ifMatch("oifname", b)...))
+		}
 	}
 	t.chains = []chainSpec{
-		base(ChainForward, nftables.ChainHookForward,
-			append(ifMatch("iifname", br), ifMatch("oifname", br)...), ChainNodesToNodes),
-		base(ChainInput, nftables.ChainHookInput, ifMatch("iifname", br), ChainNodesToHost),
-		base(ChainOutput, nftables.ChainHookOutput, ifMatch("oifname", br), ChainHostToNodes),
+		base(ChainForward, nftables.ChainHookForward, ChainNodesToNodes, pairs...),
+		base(ChainInput, nftables.ChainHookInput, ChainNodesToHost, ins...),
+		base(ChainOutput, nftables.ChainHookOutput, ChainHostToNodes, outs...),
 	}
 	fwd := append([]ruleSpec{established(), neighbourDiscovery()}, c.forward...)
 	in := append([]ruleSpec{established(), neighbourDiscovery(), dhcp()}, dns(c.plan)...)
@@ -233,11 +248,16 @@ func dhcp() ruleSpec {
 		Last: 67}}), counter: true, verdict: verdict{kind: "accept"}, comment: CommentDHCP}
 }
 
+// dns accepts DNS to every segment's gateway, where the lab's dnsmasq
+// answers.
 func dns(p *topology.Plan) []ruleSpec {
+	var gws []netip.Prefix
+	for _, gw := range p.Gateways() {
+		gws = append(gws, netip.PrefixFrom(gw, 32))
+	}
 	var out []ruleSpec
 	for _, proto := range []string{topology.ProtoUDP, topology.ProtoTCP} {
-		ms := append(nfprotoMatch(unix.NFPROTO_IPV4),
-			addrMatch("daddr", []netip.Prefix{netip.PrefixFrom(p.Gateway, 32)})...)
+		ms := append(nfprotoMatch(unix.NFPROTO_IPV4), addrMatch("daddr", gws)...)
 		ms = append(ms, l4Match(proto, []topology.PortSpec{{First: 53, Last: 53}})...)
 		out = append(out, ruleSpec{matches: ms, counter: true,
 			verdict: verdict{kind: "accept"}, comment: CommentDNS})

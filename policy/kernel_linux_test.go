@@ -67,6 +67,19 @@ type testbed struct {
 
 func newTestbed(t *testing.T) *testbed {
 	t.Helper()
+	p, _ := testPlan(t, "")
+	return buildTestbed(t, p, fmt.Sprintf("hly-%d-", os.Getpid()), "hly-")
+}
+
+// buildTestbed makes the lab of plan p in namespaces named prefix+NAME:
+// the host namespace with every segment's bridge and gateway address (and
+// ip_forward on, so it routes between segments), and one namespace per node
+// with a veth (host end portPrefix+NAME) on its segment's bridge, the
+// node's planned IP and MAC, a default route via its segment's gateway, and
+// echo listeners. The host is an endpoint once per segment, on that
+// segment's gateway: "host" on main, "host-SEGMENT" on the others.
+func buildTestbed(t *testing.T, p *topology.Plan, prefix, portPrefix string) *testbed {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("kernel test: needs root for network namespaces and nftables")
 	}
@@ -75,36 +88,57 @@ func newTestbed(t *testing.T) *testbed {
 			t.Skipf("kernel test: %s not installed", tool)
 		}
 	}
-	p, _ := testPlan(t, "")
-	prefix := fmt.Sprintf("hly-%d-", os.Getpid())
 	tb := &testbed{plan: p}
-	host := endpoint{name: "host", ns: prefix + "host", ip: p.Gateway, host: true}
-	addNetns(t, host.ns)
-	in(t, host.ns, "ip", "link", "add", p.Bridge.Name, "type", "bridge", "stp_state", "0",
-		"forward_delay", "0")
-	in(t, host.ns, "ip", "addr", "add", p.Bridge.Address.String(), "dev", p.Bridge.Name)
-	in(t, host.ns, "ip", "link", "set", p.Bridge.Name, "up")
-	in(t, host.ns, "ip", "link", "set", "lo", "up")
-	tb.eps = append(tb.eps, host)
+	hostNS := prefix + "host"
+	addNetns(t, hostNS)
+	in(t, hostNS, "ip", "link", "set", "lo", "up")
+	in(t, hostNS, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	for _, seg := range p.AllSegments() {
+		br := seg.Bridge.Name
+		in(t, hostNS, "ip", "link", "add", br, "type", "bridge", "stp_state", "0",
+			"forward_delay", "0")
+		in(t, hostNS, "ip", "addr", "add", seg.Bridge.Address.String(), "dev", br)
+		in(t, hostNS, "ip", "link", "set", br, "up")
+		name := "host"
+		if seg.Name != topology.MainSegment {
+			name += "-" + seg.Name
+		}
+		tb.eps = append(tb.eps, endpoint{name: name, ns: hostNS, ip: seg.Gateway, host: true})
+	}
 	for _, n := range p.Nodes {
-		ep := endpoint{name: n.Name, ns: prefix + n.Name, ip: n.IP}
-		addNetns(t, ep.ns)
-		port := "hly-" + n.Name
-		in(t, host.ns, "ip", "link", "add", port, "type", "veth", "peer", "name", "eth0",
-			"address", n.MAC, "netns", ep.ns)
-		in(t, host.ns, "ip", "link", "set", port, "master", p.Bridge.Name, "up")
-		in(t, ep.ns, "ip", "addr", "add", netip.PrefixFrom(n.IP, p.Subnet.Bits()).String(),
-			"dev", "eth0")
-		in(t, ep.ns, "ip", "addr", "add", ip6(n.IP)+"/64", "dev", "eth0", "nodad")
-		in(t, ep.ns, "ip", "link", "set", "eth0", "up")
-		in(t, ep.ns, "ip", "link", "set", "lo", "up")
-		tb.eps = append(tb.eps, ep)
+		tb.eps = append(tb.eps, addNode(t, p, n, hostNS, prefix, portPrefix))
 	}
+	serve(t, hostNS, p.Gateways()...)
 	for _, ep := range tb.eps {
-		serve(t, ep.ns)
+		if !ep.host {
+			serve(t, ep.ns)
+		}
 	}
-	enter(t, host.ns)
+	enter(t, hostNS)
 	return tb
+}
+
+// addNode makes node n's namespace, wired to its segment's bridge in hostNS.
+func addNode(t *testing.T, p *topology.Plan, n topology.Node, hostNS, prefix,
+	portPrefix string,
+) endpoint {
+	t.Helper()
+	seg := p.SegmentOf(n)
+	ep := endpoint{name: n.Name, ns: prefix + n.Name, ip: n.IP}
+	addNetns(t, ep.ns)
+	port := portPrefix + n.Name
+	in(t, hostNS, "ip", "link", "add", port, "type", "veth", "peer", "name", "eth0",
+		"address", n.MAC, "netns", ep.ns)
+	in(t, hostNS, "ip", "link", "set", port, "master", seg.Bridge.Name, "up")
+	in(t, ep.ns, "ip", "addr", "add", netip.PrefixFrom(n.IP, seg.Subnet.Bits()).String(),
+		"dev", "eth0")
+	if !p.Routed() {
+		in(t, ep.ns, "ip", "addr", "add", ip6(n.IP)+"/64", "dev", "eth0", "nodad")
+	}
+	in(t, ep.ns, "ip", "link", "set", "eth0", "up")
+	in(t, ep.ns, "ip", "link", "set", "lo", "up")
+	in(t, ep.ns, "ip", "route", "add", "default", "via", seg.Gateway.String())
+	return ep
 }
 
 // ip6 is a node's test IPv6 address: fd00:11:: and the IPv4 address's
@@ -170,9 +204,18 @@ func inNetns(ns string, f func() error) error {
 }
 
 // serve starts TCP echo on 80 and 5432 and UDP echo on 5353 in ns until
-// the test ends.
-func serve(t *testing.T, ns string) {
+// the test ends. UDP listens on each of udpAddrs, or on any address: a
+// socket on any address answers from the address of the route back, which
+// is not the one asked when the host is asked on another segment's gateway.
+func serve(t *testing.T, ns string, udpAddrs ...netip.Addr) {
 	t.Helper()
+	udp := []string{":5353"}
+	if len(udpAddrs) > 0 {
+		udp = nil
+		for _, a := range udpAddrs {
+			udp = append(udp, netip.AddrPortFrom(a, 5353).String())
+		}
+	}
 	err := inNetns(ns, func() error {
 		for _, port := range []int{80, 5432} {
 			l, err := net.Listen("tcp4", fmt.Sprintf(":%d", port))
@@ -182,12 +225,14 @@ func serve(t *testing.T, ns string) {
 			t.Cleanup(func() { l.Close() })
 			go acceptEcho(l)
 		}
-		pc, err := net.ListenPacket("udp4", ":5353")
-		if err != nil {
-			return err
+		for _, addr := range udp {
+			pc, err := net.ListenPacket("udp4", addr)
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { pc.Close() })
+			go udpEcho(pc)
 		}
-		t.Cleanup(func() { pc.Close() })
-		go udpEcho(pc)
 		return nil
 	})
 	if err != nil {
@@ -271,7 +316,7 @@ func reaches(src, dst endpoint, k probeKind) bool {
 type matrix map[string]bool
 
 func key(src, dst endpoint, k probeKind) string {
-	return fmt.Sprintf("%-4s -> %-4s %s", src.name, dst.name, k)
+	return fmt.Sprintf("%-8s -> %-8s %s", src.name, dst.name, k)
 }
 
 // observe runs every probe at once.
@@ -296,7 +341,7 @@ func (tb *testbed) observe() matrix {
 func (tb *testbed) each(f func(src, dst endpoint, k probeKind)) {
 	for _, src := range tb.eps {
 		for _, dst := range tb.eps {
-			if src.name == dst.name {
+			if src.name == dst.name || (src.host && dst.host) {
 				continue
 			}
 			for _, k := range probeKinds {
@@ -317,26 +362,29 @@ func (tb *testbed) expect(t *testing.T, pol *topology.Policies) matrix {
 	}
 	m := matrix{}
 	tb.each(func(src, dst endpoint, k probeKind) {
-		m[key(src, dst, k)] = decide(rules, pol, tb.plan.Gateway, src, dst, k)
+		m[key(src, dst, k)] = decide(rules, pol, src, dst, k)
 	})
 	return m
 }
 
-func decide(rules []topology.ResolvedRule, pol *topology.Policies, gw netip.Addr,
-	src, dst endpoint, k probeKind) bool {
+func decide(rules []topology.ResolvedRule, pol *topology.Policies, src, dst endpoint,
+	k probeKind,
+) bool {
 	for _, r := range rules {
-		if selects(r.From, src, false, gw) && selects(r.To, dst, true, gw) && carries(r, k) {
+		if selects(r.From, src, false) && selects(r.To, dst, true) && carries(r, k) {
 			return r.Action == topology.ActionAccept
 		}
 	}
 	return src.host || !pol.DefaultDeny()
 }
 
-func selects(s topology.AddrSet, ep endpoint, isDst bool, gw netip.Addr) bool {
+// selects reports whether s selects ep. A host endpoint's address is one of
+// the gateways.
+func selects(s topology.AddrSet, ep endpoint, isDst bool) bool {
 	in := slices.ContainsFunc(s.Prefixes, func(p netip.Prefix) bool { return p.Contains(ep.ip) })
 	if ep.host {
-		// A prefix holding the gateway selects the host only as destination.
-		return s.Host || (isDst && in && ep.ip == gw)
+		// A prefix holding a gateway selects the host only as destination.
+		return s.Host || (isDst && in)
 	}
 	return in
 }
@@ -358,14 +406,14 @@ func carries(r topology.ResolvedRule, k probeKind) bool {
 // sideBySide prints expected and observed, marking differences.
 func (tb *testbed) sideBySide(want, got matrix) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-26s %-8s %-8s\n", "probe", "expected", "observed")
+	fmt.Fprintf(&b, "%-34s %-8s %-8s\n", "probe", "expected", "observed")
 	tb.each(func(src, dst endpoint, k probeKind) {
 		kk := key(src, dst, k)
 		mark := ""
 		if want[kk] != got[kk] {
 			mark = "  <-- differs"
 		}
-		fmt.Fprintf(&b, "%-26s %-8s %-8s%s\n", kk, yesNo(want[kk]), yesNo(got[kk]), mark)
+		fmt.Fprintf(&b, "%-34s %-8s %-8s%s\n", kk, yesNo(want[kk]), yesNo(got[kk]), mark)
 	})
 	return b.String()
 }
@@ -455,6 +503,22 @@ func TestKernelRenderIsWhatTheKernelLists(t *testing.T) {
 	if err := Remove("hly"); err != nil {
 		t.Fatal(err)
 	}
+	for _, c := range []struct{ name, policies string }{
+		{"routed deny", routedPolicy}, {"routed changed", routedChanged},
+	} {
+		p, pol := routedPlan(t, c.policies)
+		ensure(t, p, pol)
+		want, err := Render(p, pol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := listTables(t, ns, p.Lab); got != want {
+			t.Errorf("%s: the kernel lists\n%s\nRender says\n%s", c.name, got, want)
+		}
+	}
+	if err := Remove("hlp"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func ensure(t *testing.T, p *topology.Plan, pol *topology.Policies) Result {
@@ -492,7 +556,13 @@ func TestKernelPolicyMatrix(t *testing.T) {
 
 func status(t *testing.T) map[string]RuleCounter {
 	t.Helper()
-	list, err := Status("hly")
+	return labStatus(t, "hly")
+}
+
+// labStatus is Status of lab by rule name.
+func labStatus(t *testing.T, lab string) map[string]RuleCounter {
+	t.Helper()
+	list, err := Status(lab)
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}

@@ -25,9 +25,9 @@ import (
 // survive (see the package doc).
 //
 // It refuses with ErrNotFiltered when neither
-// net.bridge.bridge-nf-call-iptables nor the lab bridge's own
-// nf_call_iptables is 1: the inet table would then never see switched
-// IPv4 traffic.
+// net.bridge.bridge-nf-call-iptables nor, for some lab bridge (any
+// segment's), the bridge's own nf_call_iptables is 1: the inet table would
+// then never see IPv4 traffic switched on it.
 func Ensure(p *topology.Plan, pol *topology.Policies) (Result, error) {
 	if pol == nil {
 		existed, err := Present(p.Lab)
@@ -40,8 +40,10 @@ func Ensure(p *topology.Plan, pol *topology.Policies) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if err := checkFiltered(p.Bridge.Name); err != nil {
-		return Result{}, err
+	for _, br := range p.Bridges() {
+		if err := checkFiltered(br); err != nil {
+			return Result{}, err
+		}
 	}
 	existed, err := Present(p.Lab)
 	if err != nil {

@@ -20,21 +20,33 @@
 //     (a TCP reset is sent out of the frame's bridge port) and counters
 //     work as they do for routed traffic.
 //
+// A lab with several segments has one bridge per segment, and the host
+// routes between them: a routed packet passes the same forward hook, in
+// from one lab bridge and out to another, so one set of rules by address
+// covers switched and routed traffic alike.
+//
 // So the policy proper lives in `table inet hybridlab_<lab>_pol`:
 //
-//   - chain forward (hook forward, priority -5): `iifname BR oifname BR
-//     jump nodes_to_nodes`, traffic switched between two lab ports;
+//   - chain forward (hook forward, priority -5): `iifname BR1 oifname BR2
+//     jump nodes_to_nodes` for every ordered pair of lab bridges (BR1 = BR2
+//     included), traffic switched between two lab ports or routed between
+//     two segments;
 //   - chain input (hook input, priority -5): `iifname BR jump
-//     nodes_to_host`, traffic from the lab to the host itself;
+//     nodes_to_host` for every lab bridge, traffic from the lab to the host
+//     itself, on any of its gateway addresses;
 //   - chain output (hook output, priority -5): `oifname BR jump
-//     host_to_nodes`, the host's own traffic into the lab. Only rules with
-//     `from: host` act here and the default never drops: the host must stay
-//     able to manage and measure the lab.
+//     host_to_nodes` for every lab bridge, the host's own traffic into the
+//     lab. Only rules with `from: host` act here and the default never
+//     drops: the host must stay able to manage and measure the lab.
+//
+// `host` in a rule is the host on every segment. A destination cidr or
+// segment that holds a gateway address also selects the host, on that
+// address only.
 //
 // Each regular chain starts with `ct state established,related accept`, so
 // a policy change never cuts a connection that is still allowed; the input
-// chain always accepts DHCP (udp dport 67) and DNS to the gateway, and
-// forward and input accept IPv6 neighbour discovery. Then come the lab's
+// chain always accepts DHCP (udp dport 67) and DNS to every segment's
+// gateway, and forward and input accept IPv6 neighbour discovery. Then come the lab's
 // rules in order, each with a counter and its name as the rule comment;
 // last a rule commented "builtin:default" that counts (and with default
 // deny, drops) the rest.
@@ -48,11 +60,12 @@
 // to the IPv4 and IPv6 hooks: its forward chain (priority -200) always
 // accepts ARP, IPv4 and IPv6, and with default deny drops every other
 // ether type (802.1Q-tagged frames among them, which would otherwise
-// bypass the inet table) sent from or to a lab node's MAC address. It
-// matches MACs because it cannot match the bridge.
+// bypass the inet table) sent from or to a lab node's MAC address, the
+// nodes of every segment. It matches MACs because it cannot match the
+// bridge.
 //
-// The policy only takes effect while br_netfilter passes the lab bridge's
-// frames to the IP hooks; Ensure refuses to apply it otherwise
+// The policy only takes effect while br_netfilter passes every lab
+// bridge's frames to the IP hooks; Ensure refuses to apply it otherwise
 // (ErrNotFiltered). Established connections that a new policy no longer
 // allows are not cut: they live on until conntrack forgets them.
 //

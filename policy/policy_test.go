@@ -175,3 +175,84 @@ func prefixes(t *testing.T, ss []string) []netip.Prefix {
 	}
 	return out
 }
+
+// routedLab is the routed lab of the tests here: segment main on bridge
+// hlpbr0 in 10.0.40.0/24 (vm1 .10, web .254, db .253) and segment far on
+// bridge hlpbr1 in 10.0.41.0/24 (vm3 .10, far1 .254, far2 .253); the host
+// routes between them.
+const routedLab = `name: hlp
+bridge: hlpbr0
+subnet: 10.0.40.0/24
+management: {subnet: 10.0.42.0/24}
+segments: [{name: far, bridge: hlpbr1, subnet: 10.0.41.0/24}]
+vms: [{name: vm1}, {name: vm3, segment: far}]
+containers: [{name: web}, {name: db}, {name: far1, segment: far},
+  {name: far2, segment: far}]
+`
+
+// routedPolicy denies by default; it allows within main, across the
+// segments (by node and by segment), to the host on every segment, and
+// rejects one routed pair.
+const routedPolicy = `policies:
+  default: deny
+  rules:
+    - {name: web-to-db, from: [{node: web}], to: [{node: db}], proto: tcp, ports: [5432],
+       action: accept}
+    - {name: far1-to-web, from: [{node: far1}], to: [{node: web}], proto: tcp, ports: [80],
+       action: accept}
+    - {name: main-pings-far, from: [{segment: main}], to: [{segment: far}], proto: icmp,
+       action: accept}
+    - {name: far-udp-db, from: [{segment: far}], to: [{node: db}], proto: udp,
+       ports: [5353], action: accept}
+    - {name: vm3-not-web, from: [{node: vm3}], to: [{node: web}], proto: tcp,
+       action: reject}
+    - {name: far-ping-host, from: [{segment: far}], to: [host], proto: icmp, action: accept}
+    - {name: host-not-far2, from: [host], to: [{node: far2}], proto: tcp, ports: [80],
+       action: drop}
+`
+
+// routedChanged moves the cross-segment allows: far1 loses web, far2 gains db.
+const routedChanged = `policies:
+  default: deny
+  rules:
+    - {name: web-to-db, from: [{node: web}], to: [{node: db}], proto: tcp, ports: [5432],
+       action: accept}
+    - {name: far2-to-db, from: [{node: far2}], to: [{node: db}], proto: tcp,
+       action: accept}
+    - {name: far-pings-main, from: [{segment: far}], to: [{segment: main}], proto: icmp,
+       action: accept}
+`
+
+func routedPlan(t *testing.T, policies string) (*topology.Plan, *topology.Policies) {
+	t.Helper()
+	lab, err := topology.Parse([]byte(routedLab + policies))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := topology.NewPlan(lab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Routed() {
+		t.Fatalf("plan of the routed test lab has segments %v", p.Bridges())
+	}
+	return p, lab.Policies
+}
+
+func TestRenderRouted(t *testing.T) {
+	for _, c := range []struct{ name, policies string }{
+		{"deny", routedPolicy}, {"changed", routedChanged}, {"allow", `policies:
+  default: allow
+  rules: [{name: no-far-web, from: [{segment: far}], to: [{node: web}], action: drop}]
+`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, pol := routedPlan(t, c.policies)
+			text, err := Render(p, pol)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, "render-routed-"+c.name+".golden", text)
+		})
+	}
+}

@@ -30,6 +30,12 @@ const (
 	labNodes = "containers: [{name: web}, {name: db}, {name: client}, {name: probe}]\n"
 	labVMs   = "vms: [{name: base1, role: base}, {name: docker1, role: docker}]\n"
 	tablePfx = "hybridlab_" + labName
+	// labSegmented adds segment far, which the host routes to, with two containers of its
+	// own; main keeps three containers.
+	labSegmented = labHead +
+		"segments: [{name: far, bridge: br-hlq-far, subnet: 10.0.14.0/24}]\n" +
+		"containers: [{name: web}, {name: db}, {name: client},\n" +
+		"  {name: far1, segment: far}, {name: far2, segment: far}]\n"
 )
 
 // testLab is the suite's lab: a lab file in a temporary directory, its plan, and the
@@ -89,22 +95,24 @@ func stop(s *gexec.Session) {
 	}
 }
 
-// serveOnHost runs the agent's TCP and UDP echo on the gateway address until the container
-// ends: the host runs no `probe serve` of its own.
+// serveOnHost runs the agent's TCP and UDP echo on every segment's gateway address until
+// the container ends: the host runs no `probe serve` of its own. One server per address, so
+// that UDP answers come from the address asked.
 func (l *testLab) serveOnHost() {
-	hp := func(port int) string {
-		return net.JoinHostPort(l.plan.Gateway.String(), fmt.Sprint(port))
+	for _, gw := range l.plan.Gateways() {
+		hp := func(port int) string { return net.JoinHostPort(gw.String(), fmt.Sprint(port)) }
+		proc, err := remote.Local{Path: agentBin}.Start(context.Background(), "serve",
+			"--tcp", hp(matrix.EchoTCPPort), "--udp", hp(matrix.EchoUDPPort), "--sink", "",
+			"--http", "")
+		Expect(err).NotTo(HaveOccurred(), "start the host's echo server on %s", gw)
+		DeferCleanup(func() { _ = proc.Stop(2 * time.Second) })
+		GinkgoWriter.Printf("host echo server: %s\n", proc.Ready)
 	}
-	proc, err := remote.Local{Path: agentBin}.Start(context.Background(), "serve",
-		"--tcp", hp(matrix.EchoTCPPort), "--udp", hp(matrix.EchoUDPPort), "--sink", "",
-		"--http", "")
-	Expect(err).NotTo(HaveOccurred(), "start the host's echo server on %s", l.plan.Gateway)
-	DeferCleanup(func() { _ = proc.Stop(2 * time.Second) })
-	GinkgoWriter.Printf("host echo server: %s\n", proc.Ready)
 }
 
 // endpoints are the lab's containers (docker exec), its VMs when vms (SSH to the lab
-// address), then the host on the gateway (the agent binary run locally).
+// address), then the host on each segment's gateway (the agent binary run locally): "host"
+// on main, "host-SEGMENT" on the others.
 func (l *testLab) endpoints(vms bool) []endpoint {
 	var out []endpoint
 	for _, n := range l.plan.Nodes {
@@ -119,9 +127,24 @@ func (l *testLab) endpoints(vms bool) []endpoint {
 			out = append(out, endpoint{target: t, node: n, ping: []string{"ping"}, agent: s})
 		}
 	}
-	host := target{name: hostName, ip: l.plan.Gateway, host: true}
-	return append(out, endpoint{target: host, ping: []string{"busybox", "ping"},
-		agent: remote.Local{Path: agentBin}})
+	for _, t := range hostTargets(l.plan) {
+		out = append(out, endpoint{target: t, ping: []string{"busybox", "ping"},
+			agent: remote.Local{Path: agentBin}})
+	}
+	return out
+}
+
+// hostTargets are the host on each segment's gateway, main first.
+func hostTargets(p *topology.Plan) []target {
+	var out []target
+	for _, seg := range p.AllSegments() {
+		name := hostName
+		if seg.Name != topology.MainSegment {
+			name += "-" + seg.Name
+		}
+		out = append(out, target{name: name, ip: seg.Gateway, host: true})
+	}
+	return out
 }
 
 func (l *testLab) endpoint(name string) endpoint {

@@ -170,7 +170,7 @@ func probeOrder(eps []endpoint) []probeKey {
 	var out []probeKey
 	for _, from := range eps {
 		for _, to := range eps {
-			if from.name == to.name {
+			if from.name == to.name || (from.host && to.host) {
 				continue
 			}
 			for _, svc := range services {
@@ -209,7 +209,7 @@ func sideBySide(eps []endpoint, want prediction, got observed) string {
 	for _, from := range eps {
 		left, right := pad(from.name), pad(from.name)
 		for _, to := range eps {
-			if from.name == to.name {
+			if from.name == to.name || (from.host && to.host) {
 				left, right = left+pad("-"), right+pad("-")
 				continue
 			}

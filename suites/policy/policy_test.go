@@ -70,6 +70,44 @@ const vmPolicies = `policies:
        action: reject}
 `
 
+// routedPolicies deny by default on a segmented lab: client → web within main, far1 → web
+// and far → db across the segments (by node and by {segment: far}), main pings far (which
+// holds the host's far gateway), containers ping the host; far2 → web TCP is rejected and
+// the host's TCP to far2 dropped.
+const routedPolicies = `policies:
+  default: deny
+  rules:
+    - {name: client-to-web, from: [{node: client}], to: [{node: web}], proto: tcp,
+       ports: [7000], action: accept}
+    - {name: far1-to-web, from: [{node: far1}], to: [{node: web}], proto: tcp,
+       ports: [7000], action: accept}
+    - {name: far-udp-db, from: [{segment: far}], to: [{node: db}], proto: udp,
+       ports: [7001], action: accept}
+    - {name: main-pings-far, from: [{segment: main}], to: [{segment: far}], proto: icmp,
+       action: accept}
+    - {name: far2-web-reject, from: [{node: far2}], to: [{node: web}], proto: tcp,
+       action: reject}
+    - {name: ping-host, from: [{kind: container}], to: [host], proto: icmp, action: accept}
+    - {name: host-not-far2, from: [host], to: [{node: far2}], proto: tcp, action: drop}
+`
+
+// routedChangedPolicies move the routed allows: far2 reaches web instead of far1, web sends
+// UDP to far, and far pings main instead of the reverse.
+const routedChangedPolicies = `policies:
+  default: deny
+  rules:
+    - {name: client-to-web, from: [{node: client}], to: [{node: web}], proto: tcp,
+       ports: [7000], action: accept}
+    - {name: far2-to-web, from: [{node: far2}], to: [{node: web}], proto: tcp,
+       ports: [7000], action: accept}
+    - {name: web-udp-far, from: [{node: web}], to: [{segment: far}], proto: udp,
+       action: accept}
+    - {name: far-pings-main, from: [{segment: far}], to: [{segment: main}], proto: icmp,
+       action: accept}
+    - {name: far1-db-reject, from: [{node: far1}], to: [{node: db}], proto: tcp,
+       action: reject}
+`
+
 var _ = Describe("lab network policies", labels.Policy, labels.Root, labels.Docker, Serial,
 	func() {
 		Context("with containers and the host on the lab bridge", Ordered, func() {
@@ -110,6 +148,51 @@ var _ = Describe("lab network policies", labels.Policy, labels.Root, labels.Dock
 						"--vms=false")
 					Expect(s.Err).To(gbytes.Say(policy.TableName(labName)))
 					expectMatrix(ctx, lab, "default allow, after the change")
+				})
+
+			It("removes its tables with down", func() {
+				labctl.MustSetup(setupBin, labctl.Down, "down", "-f", lab.file)
+				Expect(nftTables()).To(BeEmpty(), "nft tables left behind by lab %s", labName)
+			})
+		})
+
+		Context("with a second segment that the host routes to", Ordered, func() {
+			var lab *testLab
+
+			BeforeAll(func() {
+				agentBin = labctl.Agent()
+				lab = newTestLab(labSegmented + routedPolicies)
+				Expect(lab.plan.Routed()).To(BeTrue(), "lab %s has one segment", labName)
+				By("bringing up lab " + labName + " with segments main and far, default deny")
+				lab.up(false)
+				lab.eps = lab.endpoints(false)
+				lab.serveOnHost()
+			})
+
+			It("matches the expected matrix, routed pairs included", func(ctx SpecContext) {
+				Expect(routedPasses(lab)).NotTo(BeEmpty(),
+					"the policy should let some traffic between the segments through")
+				expectMatrix(ctx, lab, "two segments, default deny")
+			})
+
+			It("counts routed traffic per rule", func(ctx SpecContext) {
+				expectCounters(ctx, lab)
+			})
+
+			It("changes the observed routed pairs when the policy changes and up runs again",
+				func(ctx SpecContext) {
+					before := routedPasses(lab)
+					lab.rewrite(labSegmented + routedChangedPolicies)
+					after := routedPasses(lab)
+					Expect(after).NotTo(Equal(before), "the routed pairs the policy passes")
+					GinkgoWriter.Printf("routed passes before: %v\nrouted passes after: %v\n",
+						before, after)
+
+					By("running setup up again with the new policies")
+					s := labctl.MustSetup(setupBin, labctl.UpNetwork, "up", "-f", lab.file,
+						"--vms=false")
+					Expect(s.Err).To(gbytes.Say(policy.TableName(labName)))
+					expectMatrix(ctx, lab, "two segments, after the change")
 				})
 
 			It("removes its tables with down", func() {
@@ -301,4 +384,23 @@ func expectCounters(ctx context.Context, lab *testLab) {
 			before[name].Packets, after[name].Packets))
 	}
 	AddReportEntry("policy counters", strings.Join(lines, "\n"))
+}
+
+// routedPasses lists the probes between nodes of different segments that the lab's policy
+// lets through: traffic the host routes.
+func routedPasses(lab *testLab) []string {
+	want := lab.predict()
+	seg := map[string]string{}
+	for _, n := range lab.plan.Nodes {
+		seg[n.Name] = lab.plan.SegmentOf(n).Name
+	}
+	var out []string
+	for _, k := range probeOrder(lab.eps) {
+		a, aok := seg[k.from]
+		b, bok := seg[k.to]
+		if aok && bok && a != b && want[k].outcome == pass {
+			out = append(out, k.String())
+		}
+	}
+	return out
 }

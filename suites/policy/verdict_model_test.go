@@ -13,11 +13,15 @@ import (
 // without a lab, so they need neither root nor Docker.
 var _ = Describe("the policy suite's prediction and probe order", labels.Policy, func() {
 	predictFor := func(policies string) prediction {
-		lab, err := topology.Parse([]byte(labHead + labNodes + policies))
+		yaml := labHead + labNodes + policies
+		if policies == routedPolicies || policies == routedChangedPolicies {
+			yaml = labSegmented + policies
+		}
+		lab, err := topology.Parse([]byte(yaml))
 		Expect(err).NotTo(HaveOccurred())
 		p, err := topology.NewPlan(lab)
 		Expect(err).NotTo(HaveOccurred())
-		ts := []target{{name: hostName, ip: p.Gateway, host: true}}
+		ts := hostTargets(p)
 		for _, n := range p.Nodes {
 			ts = append(ts, target{name: n.Name, ip: n.IP})
 		}
@@ -61,6 +65,20 @@ var _ = Describe("the policy suite's prediction and probe order", labels.Policy,
 			"policies:\n  default: allow\n  rules:\n    - {name: from-subnet, from: "+
 				"[{cidr: 10.0.12.0/24}], to: [{node: web}], action: drop}\n",
 			probeKey{hostName, "web", tcp}, verdict{pass, policy.CommentDefault}),
+		Entry("a routed pair a node rule allows", routedPolicies, probeKey{"far1", "web", tcp},
+			verdict{pass, "far1-to-web"}),
+		Entry("a routed pair a segment selector allows", routedPolicies,
+			probeKey{"far2", "db", udp}, verdict{pass, "far-udp-db"}),
+		Entry("a routed pair under default deny", routedPolicies, probeKey{"far1", "db", tcp},
+			verdict{drop, policy.CommentDefault}),
+		Entry("a rejected routed pair", routedPolicies, probeKey{"far2", "web", tcp},
+			verdict{reject, "far2-web-reject"}),
+		Entry("the host on a gateway of the segment a rule selects", routedPolicies,
+			probeKey{"web", hostName + "-far", icmp}, verdict{pass, "main-pings-far"}),
+		Entry("the host on the gateway a segment selector holds", routedChangedPolicies,
+			probeKey{"far1", hostName, icmp}, verdict{pass, "far-pings-main"}),
+		Entry("the host on a gateway a segment selector does not hold", routedChangedPolicies,
+			probeKey{"far1", hostName + "-far", icmp}, verdict{drop, policy.CommentDefault}),
 	)
 
 	It("schedules every probe once, alternating sources", func() {
@@ -77,5 +95,10 @@ var _ = Describe("the policy suite's prediction and probe order", labels.Policy,
 
 	It("predicts every probe between every ordered pair", func() {
 		Expect(predictFor(denyPolicies)).To(HaveLen(5 * 4 * len(services)))
+	})
+
+	It("predicts no probe from the host to itself on another gateway", func() {
+		// 5 nodes and 2 host targets: every ordered pair but host <-> host-far.
+		Expect(predictFor(routedPolicies)).To(HaveLen((7*6 - 2) * len(services)))
 	})
 })

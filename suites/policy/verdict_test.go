@@ -44,14 +44,15 @@ var services = []service{
 	{topology.ProtoICMP, 0},
 }
 
-// target is one side of a probe: a lab node, or the host on the lab gateway.
+// target is one side of a probe: a lab node, or the host on one segment's gateway.
 type target struct {
 	name string
 	ip   netip.Addr
 	host bool
 }
 
-// hostName is the host's name in the matrices.
+// hostName is the host's name in the matrices, on the main segment's gateway; on another
+// segment's gateway it is hostName-SEGMENT.
 const hostName = "host"
 
 // probeKey is one cell's probe: traffic of one service from one endpoint to another.
@@ -75,8 +76,9 @@ type prediction map[probeKey]verdict
 // lets through on plan p, following the semantics package policy documents:
 //
 //   - node to node: the lab's rules in order, first match wins; no match gets the default;
+//   - node to node across segments (routed by the host): the same as on one bridge;
 //   - node to host: the same, where a rule's `to` selects the host when it names `host` or
-//     holds the gateway address in a cidr; no match gets the default;
+//     holds the gateway address probed (a cidr or segment); no match gets the default;
 //   - host to node: only rules with `from: host` apply; no match is allowed whatever the
 //     default, so the host can always manage the lab;
 //   - replies of allowed traffic always pass (builtin:established), and ARP, DHCP and DNS to
@@ -91,11 +93,11 @@ func predict(p *topology.Plan, pol *topology.Policies, targets []target) (predic
 	out := prediction{}
 	for _, from := range targets {
 		for _, to := range targets {
-			if from.name == to.name {
+			if from.name == to.name || (from.host && to.host) {
 				continue
 			}
 			for _, svc := range services {
-				v := decide(rules, pol.DefaultDeny(), p.Gateway, from, to, svc)
+				v := decide(rules, pol.DefaultDeny(), from, to, svc)
 				if svc.proto == topology.ProtoICMP && v.outcome == reject {
 					v.outcome = drop
 				}
@@ -107,11 +109,10 @@ func predict(p *topology.Plan, pol *topology.Policies, targets []target) (predic
 }
 
 // decide is the verdict of the first rule that matches, else of the default.
-func decide(rules []topology.ResolvedRule, deny bool, gw netip.Addr, from, to target,
-	svc service,
+func decide(rules []topology.ResolvedRule, deny bool, from, to target, svc service,
 ) verdict {
 	for _, r := range rules {
-		if selectsSource(r.From, from) && selectsDest(r.To, to, gw) && carries(r, svc) {
+		if selectsSource(r.From, from) && selectsDest(r.To, to) && carries(r, svc) {
 			return verdict{outcome: actionOutcome(r.Action), rule: r.Name}
 		}
 	}
@@ -128,9 +129,10 @@ func selectsSource(s topology.AddrSet, t target) bool {
 	return holds(s.Prefixes, t.ip)
 }
 
-func selectsDest(s topology.AddrSet, t target, gw netip.Addr) bool {
+// selectsDest: a host target's address is the gateway it is probed on.
+func selectsDest(s topology.AddrSet, t target) bool {
 	if t.host {
-		return s.Host || holds(s.Prefixes, gw)
+		return s.Host || holds(s.Prefixes, t.ip)
 	}
 	return holds(s.Prefixes, t.ip)
 }
