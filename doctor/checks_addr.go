@@ -84,48 +84,64 @@ func prefixOwners(s *HostState) []owner {
 	return out
 }
 
-// checkSubnetOverlap finds host objects other than the lab's own bridge and
-// network that hold part of the lab subnet, and names each owner.
+// checkSubnetOverlap finds host objects other than the lab's own bridges
+// and networks that hold part of a lab segment's subnet, and names each
+// owner.
 func checkSubnetOverlap(plan *topology.Plan, s *HostState) []Finding {
-	var out []Finding
-	for _, o := range prefixOwners(s) {
-		if !o.prefix.Overlaps(plan.Subnet) || ownedByLab(plan, o) {
-			continue
+	return perSegment(plan, func(v *topology.Plan) []Finding {
+		var out []Finding
+		for _, o := range prefixOwners(s) {
+			if !o.prefix.Overlaps(v.Subnet) || ownedByLab(plan, o) {
+				continue
+			}
+			out = append(out, Finding{
+				ID:       IDSubnetOverlap,
+				Severity: o.severity(v.Subnet),
+				Object:   o.what,
+				Evidence: fmt.Sprintf("%s overlaps the lab subnet %s", o.prefix, v.Subnet),
+				Cost: "two owners of one range: replies go to the wrong interface, or " +
+					"`docker network create` fails with \"Pool overlaps\"",
+				Fix: fmt.Sprintf("set %s, or remove the owner: %s",
+					segmentField(segmentOf(v), "subnet: "+freeSubnet(s, plan, v.Subnet.Bits())),
+					o.fix),
+			})
 		}
-		out = append(out, Finding{
-			ID:       IDSubnetOverlap,
-			Severity: o.severity(plan.Subnet),
-			Object:   o.what,
-			Evidence: fmt.Sprintf("%s overlaps the lab subnet %s", o.prefix, plan.Subnet),
-			Cost: "two owners of one range: replies go to the wrong interface, or " +
-				"`docker network create` fails with \"Pool overlaps\"",
-			Fix: fmt.Sprintf("set `subnet: %s` in lab.yaml, or remove the owner: %s",
-				freeSubnet(s, plan, plan.Subnet.Bits()), o.fix),
-		})
-	}
-	return out
+		return out
+	})
 }
 
-// ownedByLab reports whether o is the lab's own bridge, Docker network or
-// management network; a misbound lab network is ENDPOINT_DRIFT's business.
+// segmentOf names the one segment of a view.
+func segmentOf(view *topology.Plan) string {
+	if len(view.Segments) == 1 {
+		return view.Segments[0].Name
+	}
+	return topology.MainSegment
+}
+
+// ownedByLab reports whether o is one of the lab's own bridges or Docker
+// networks, or its management network; a misbound lab network is
+// ENDPOINT_DRIFT's business.
 func ownedByLab(plan *topology.Plan, o owner) bool {
-	if o.link == plan.Bridge.Name || (o.docker && o.net == plan.Docker.Network) {
+	if isLabBridge(plan, o.link) || (o.docker && isLabNetwork(plan, o.net)) {
 		return true
 	}
 	return (!o.docker && o.net == plan.Management.Network) || o.link == plan.Management.Bridge
 }
 
-// checkMgmtOverlap finds the management subnet clashing with the lab subnet
-// or any host object other than the lab's management network.
+// checkMgmtOverlap finds the management subnet clashing with a lab
+// segment's subnet or any host object other than the lab's management
+// network.
 func checkMgmtOverlap(plan *topology.Plan, s *HostState) []Finding {
 	m := plan.Management
 	var out []Finding
-	if m.Subnet.Overlaps(plan.Subnet) {
-		out = append(out, mgmtFinding(plan, s, owner{what: "lab subnet " + plan.Subnet.String(),
-			prefix: plan.Subnet}))
+	for _, sub := range plan.Subnets() {
+		if m.Subnet.Overlaps(sub) {
+			out = append(out, mgmtFinding(plan, s, owner{what: "lab subnet " + sub.String(),
+				prefix: sub}))
+		}
 	}
 	for _, o := range prefixOwners(s) {
-		// The lab's own objects are covered by the lab-subnet finding above.
+		// The lab's own objects are covered by the lab-subnet findings above.
 		if !o.prefix.Overlaps(m.Subnet) || ownedByLab(plan, o) {
 			continue
 		}
@@ -153,7 +169,7 @@ func mgmtFinding(plan *topology.Plan, s *HostState, o owner) Finding {
 }
 
 // freeSubnet suggests a private prefix of the given size that overlaps
-// nothing on the host and neither plan subnet.
+// nothing on the host, no segment's subnet and not the management subnet.
 func freeSubnet(s *HostState, plan *topology.Plan, bits int) string {
 	owners := prefixOwners(s)
 	for _, block := range []netip.Prefix{
@@ -167,7 +183,7 @@ func freeSubnet(s *HostState, plan *topology.Plan, bits int) string {
 		first := u32(block.Addr())
 		for v := first; block.Contains(addrOf(v)); v += step {
 			p := netip.PrefixFrom(addrOf(v), bits)
-			if !p.Overlaps(plan.Subnet) && !p.Overlaps(plan.Management.Subnet) &&
+			if !overlapsLab(plan, p) && !p.Overlaps(plan.Management.Subnet) &&
 				!overlapsAny(p, owners) {
 				return p.String()
 			}
@@ -199,8 +215,9 @@ func overlapsAny(p netip.Prefix, owners []owner) bool {
 	return false
 }
 
-// checkIfnameTooLong finds interface names of the plan (and the lab Docker
-// network's bridge option) that Linux would refuse.
+// checkIfnameTooLong finds interface names of the plan (every segment's
+// bridge, and the bridge option of every lab Docker network) that Linux
+// would refuse.
 func checkIfnameTooLong(plan *topology.Plan, s *HostState) []Finding {
 	names := []struct{ name, field string }{
 		{plan.Bridge.Name, "bridge"},
@@ -210,7 +227,7 @@ func checkIfnameTooLong(plan *topology.Plan, s *HostState) []Finding {
 		names = append(names, struct{ name, field string }{i.Name, i.Owner})
 	}
 	for _, n := range s.Docker.Networks {
-		if n.Name == plan.Docker.Network && n.Bridge != "" {
+		if isLabNetwork(plan, n.Name) && n.Bridge != "" {
 			names = append(names, struct{ name, field string }{n.Bridge,
 				"Docker network " + n.Name + " com.docker.network.bridge.name"})
 		}
@@ -261,6 +278,9 @@ func ifnameFix(field, name string) string {
 		return fmt.Sprintf("set `bridge: %s` in lab.yaml (at most 15 bytes)", short)
 	case "management.bridge":
 		return fmt.Sprintf("set `management: {bridge: %s}` in lab.yaml (at most 15 bytes)", short)
+	}
+	if seg, ok := strings.CutPrefix(field, "lab bridge of segment "); ok {
+		return "set " + segmentField(seg, "bridge: "+short) + " (at most 15 bytes)"
 	}
 	if net, ok := strings.CutPrefix(field, "Docker network "); ok {
 		net, _, _ = strings.Cut(net, " ")

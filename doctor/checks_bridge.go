@@ -8,9 +8,14 @@ import (
 	"hybridlab/topology"
 )
 
-// checkMTUMismatch compares the lab bridge's MTU with the plan and with each
-// port's MTU. A port with a smaller MTU drops the larger frames silently.
+// checkMTUMismatch compares each lab bridge's MTU with the plan and with
+// each port's MTU. A port with a smaller MTU drops the larger frames
+// silently.
 func checkMTUMismatch(plan *topology.Plan, s *HostState) []Finding {
+	return perSegment(plan, func(v *topology.Plan) []Finding { return mtuOn(v, s) })
+}
+
+func mtuOn(plan *topology.Plan, s *HostState) []Finding {
 	br, ok := s.Bridge(plan.Bridge.Name)
 	if !ok {
 		return nil
@@ -49,7 +54,7 @@ func checkMTUMismatch(plan *topology.Plan, s *HostState) []Finding {
 // new port then waits twice the delay before it forwards.
 func checkSTPDelay(plan *topology.Plan, s *HostState) []Finding {
 	var out []Finding
-	for _, name := range []string{plan.Bridge.Name, plan.Management.Bridge} {
+	for _, name := range append(plan.Bridges(), plan.Management.Bridge) {
 		br, ok := s.Bridge(name)
 		if !ok || br.STP == 0 || br.ForwardDelay == 0 {
 			continue
@@ -71,14 +76,18 @@ func checkSTPDelay(plan *topology.Plan, s *HostState) []Finding {
 	return out
 }
 
-// checkBridgeChanged compares the lab bridge with the snapshot recorded by
-// `up` (HostState.Baseline): Docker has been seen to strip or change a
-// bridge it adopts.
+// checkBridgeChanged compares the lab bridges with the snapshots recorded by
+// `up` (HostState.Baseline and Baselines): Docker has been seen to strip or
+// change a bridge it adopts.
 func checkBridgeChanged(_ *topology.Plan, s *HostState) []Finding {
-	if s.Baseline == nil {
-		return nil
+	var out []Finding
+	for _, was := range s.baselines() {
+		out = append(out, bridgeChanged(was, s)...)
 	}
-	was := *s.Baseline
+	return out
+}
+
+func bridgeChanged(was Bridge, s *HostState) []Finding {
 	now, ok := s.Bridge(was.Name)
 	if !ok {
 		return []Finding{{

@@ -24,7 +24,7 @@ func checkLeaseDrift(plan *topology.Plan, s *HostState) []Finding {
 	macsOfIP := map[netip.Addr][]string{}
 	macsOfCID := map[string][]string{}
 	for _, l := range s.Leases {
-		if !plan.Subnet.Contains(l.IP) {
+		if !inLabSubnets(plan, l.IP) {
 			continue
 		}
 		mac := strings.ToLower(l.MAC)
@@ -131,9 +131,14 @@ func sharedFindings(s *HostState, macsOfIP map[netip.Addr][]string,
 }
 
 // checkEndpointDrift compares each running container of the plan with its
-// Docker endpoint: address, MAC, and the bridge its host-side veth hangs
-// off. It also checks the lab Docker network is bound to the lab bridge.
+// Docker endpoint on its segment's network: address, MAC, and the bridge its
+// host-side veth hangs off. It also checks each segment's Docker network is
+// bound to that segment's bridge.
 func checkEndpointDrift(plan *topology.Plan, s *HostState) []Finding {
+	return perSegment(plan, func(v *topology.Plan) []Finding { return endpointDriftOn(v, s) })
+}
+
+func endpointDriftOn(plan *topology.Plan, s *HostState) []Finding {
 	var out []Finding
 	for _, n := range s.Docker.Networks {
 		if n.Name == plan.Docker.Network && n.Bridge != plan.Bridge.Name {

@@ -12,7 +12,12 @@ import (
 // FORWARD hook, FORWARD's policy is DROP (Docker sets it) and no rule
 // accepts traffic that enters and leaves the lab bridge. IPv4 and IPv6 are
 // judged separately, so a working IPv4 path cannot hide a broken IPv6 one.
+// Each segment's bridge is judged on its own.
 func checkForwardDrop(plan *topology.Plan, s *HostState) []Finding {
+	return perSegment(plan, func(v *topology.Plan) []Finding { return forwardDropOn(v, s) })
+}
+
+func forwardDropOn(plan *topology.Plan, s *HostState) []Finding {
 	var out []Finding
 	br, _ := s.Bridge(plan.Bridge.Name)
 	fams := []struct {
@@ -83,6 +88,12 @@ func ipFamily(tool string) string {
 // DROP or REJECT of its chain is dead (`iptables -A` puts it there), and
 // DOCKER-USER rules count only while FORWARD jumps to DOCKER-USER.
 func bridgeAccept(rules []string, bridge string) string {
+	return pairAccept(rules, bridge, bridge)
+}
+
+// pairAccept returns the first live rule that accepts every packet entering
+// through in and leaving through out, or "" (see bridgeAccept).
+func pairAccept(rules []string, in, out string) string {
 	ended := map[string]bool{}
 	jumps := false
 	for _, r := range rules {
@@ -102,14 +113,14 @@ func bridgeAccept(rules []string, bridge string) string {
 		if f[1] == "DOCKER-USER" && !jumps {
 			continue
 		}
-		if isBridgeAccept(f, bridge) {
+		if isPairAccept(f, in, out) {
 			return r
 		}
 	}
 	return ""
 }
 
-func isBridgeAccept(f []string, bridge string) bool {
+func isPairAccept(f []string, wantIn, wantOut string) bool {
 	if len(f) < 2 || f[0] != "-A" || (f[1] != "FORWARD" && f[1] != "DOCKER-USER") {
 		return false
 	}
@@ -136,7 +147,7 @@ func isBridgeAccept(f []string, bridge string) bool {
 		}
 		i++
 	}
-	return in == bridge && out == bridge && target == "ACCEPT"
+	return in == wantIn && out == wantOut && target == "ACCEPT"
 }
 
 // commentLen counts the fields of a quoted comment value.
@@ -222,16 +233,21 @@ var iptablesTables = map[string]bool{
 
 // checkNFTForeignDrop finds base chains of other nftables tables that drop
 // lab traffic. Every base chain on a hook must accept a packet for it to
-// pass, so an accept elsewhere cannot undo such a drop.
+// pass, so an accept elsewhere cannot undo such a drop. In a routed lab the
+// forward hook carries traffic between segments whatever br_netfilter says,
+// so forward chains count there too.
 func checkNFTForeignDrop(plan *topology.Plan, s *HostState) []Finding {
 	var out []Finding
-	br, _ := s.Bridge(plan.Bridge.Name)
-	bridged := s.BrNF.CallIptables == 1 || br.NFCallIptables == 1
+	bridged := s.BrNF.CallIptables == 1
+	for _, name := range plan.Bridges() {
+		br, _ := s.Bridge(name)
+		bridged = bridged || br.NFCallIptables == 1
+	}
 	for _, c := range s.NFT {
 		if c.Table == plan.NFTable || foreignIgnored(c) {
 			continue
 		}
-		if c.Hook == "forward" && c.Family != "bridge" && !bridged {
+		if c.Hook == "forward" && c.Family != "bridge" && !bridged && !plan.Routed() {
 			continue
 		}
 		if d := chainDrops(plan, c); d.why != "" {
@@ -256,7 +272,7 @@ type dropCause struct {
 }
 
 // chainDrops says why chain c drops lab traffic. Rules are read in order:
-// an accept on the lab bridge's name alone that comes first lets lab
+// an accept on the lab bridges' names alone that comes first lets lab
 // traffic through whatever follows.
 func chainDrops(plan *topology.Plan, c NFTChain) dropCause {
 	for _, r := range c.Rules {
@@ -281,7 +297,7 @@ func labAccept(plan *topology.Plan, r NFTRule) bool {
 		return false
 	}
 	for _, n := range r.Ifnames {
-		if n != plan.Bridge.Name {
+		if !isLabBridge(plan, n) {
 			return false
 		}
 	}
@@ -293,12 +309,12 @@ func ruleDrops(plan *topology.Plan, r NFTRule) string {
 		return fmt.Sprintf("rule handle %d drops every packet", r.Handle)
 	}
 	for _, n := range r.Ifnames {
-		if n == plan.Bridge.Name {
+		if isLabBridge(plan, n) {
 			return fmt.Sprintf("rule handle %d drops on interface %s", r.Handle, n)
 		}
 	}
 	for _, a := range r.Addrs {
-		if plan.Subnet.Contains(a) {
+		if inLabSubnets(plan, a) {
 			return fmt.Sprintf("rule handle %d drops lab address %s", r.Handle, a)
 		}
 	}
@@ -306,10 +322,12 @@ func ruleDrops(plan *topology.Plan, r NFTRule) string {
 }
 
 func nftDropFinding(plan *topology.Plan, c NFTChain, d dropCause) Finding {
-	br := plan.Bridge.Name
-	cost := "frames switched between VMs and containers on " + br + " are dropped"
+	cost := "frames switched between VMs and containers on " + bridgeList(plan) + " are dropped"
+	if plan.Routed() && c.Family != "bridge" {
+		cost += ", and so is traffic the host routes between them"
+	}
 	if c.Hook == "input" {
-		cost = "DHCP and DNS to the lab dnsmasq on " + plan.Gateway.String() + " are dropped"
+		cost = "DHCP and DNS to the lab dnsmasq on " + gatewayList(plan) + " are dropped"
 	}
 	return Finding{
 		ID:       IDNFTForeignDrop,
@@ -322,10 +340,11 @@ func nftDropFinding(plan *topology.Plan, c NFTChain, d dropCause) Finding {
 }
 
 // nftFix lets lab traffic through chain c. In the ip, ip6 and inet
-// families an accept on the bridge name goes first; in the bridge family
-// iifname names the port, not the bridge, so the drop itself is removed.
+// families accepts on the bridge names go first: on the forward hook one
+// per ordered pair of lab bridges (a bridge with itself included), on the
+// input hook one per bridge. In the bridge family iifname names the port,
+// not the bridge, so the drop itself is removed.
 func nftFix(plan *topology.Plan, c NFTChain, d dropCause) string {
-	br := plan.Bridge.Name
 	ref := fmt.Sprintf("%s %s %s", c.Family, c.Table, c.Name)
 	drop := fmt.Sprintf(" (or remove the table: nft delete table %s %s)", c.Family, c.Table)
 	if c.Family == "bridge" {
@@ -334,9 +353,16 @@ func nftFix(plan *topology.Plan, c NFTChain, d dropCause) string {
 		}
 		return fmt.Sprintf("nft delete rule %s handle %d", ref, d.handle) + drop
 	}
-	match := fmt.Sprintf(`iifname "%s" oifname "%s"`, br, br)
-	if c.Hook == "input" {
-		match = fmt.Sprintf(`iifname "%s"`, br)
+	var cmds []string
+	for _, in := range plan.Bridges() {
+		if c.Hook == "input" {
+			cmds = append(cmds, fmt.Sprintf(`nft insert rule %s iifname "%s" accept`, ref, in))
+			continue
+		}
+		for _, out := range plan.Bridges() {
+			cmds = append(cmds, fmt.Sprintf(`nft insert rule %s iifname "%s" oifname "%s" accept`,
+				ref, in, out))
+		}
 	}
-	return fmt.Sprintf("nft insert rule %s %s accept", ref, match) + drop
+	return strings.Join(cmds, " && ") + drop
 }

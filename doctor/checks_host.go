@@ -30,15 +30,15 @@ func checkAccel(_ *topology.Plan, s *HostState) []Finding {
 	return nil
 }
 
-// checkDNSPortTaken finds another process on port 53 of the gateway or of a
-// wildcard address: the lab dnsmasq then cannot bind GW:53, or a second
-// server answers the lab's queries.
+// checkDNSPortTaken finds another process on port 53 of a lab gateway (any
+// segment's) or of a wildcard address: the lab dnsmasq then cannot bind
+// GW:53, or a second server answers the lab's queries.
 func checkDNSPortTaken(plan *topology.Plan, s *HostState) []Finding {
 	var out []Finding
 	seen := map[string]bool{}
 	for _, l := range s.Listeners {
 		a := l.Local.Addr().Unmap()
-		if l.Local.Port() != 53 || (a != plan.Gateway && !a.IsUnspecified()) {
+		if l.Local.Port() != 53 || (!slices.Contains(plan.Gateways(), a) && !a.IsUnspecified()) {
 			continue
 		}
 		if l.PID != 0 && labPID(plan, s, l.PID) {
@@ -55,9 +55,9 @@ func checkDNSPortTaken(plan *topology.Plan, s *HostState) []Finding {
 			Severity: Error,
 			Object:   who,
 			Evidence: fmt.Sprintf("%s listens on %s %s", who, l.Proto, l.Local),
-			Cost: fmt.Sprintf("the lab dnsmasq cannot bind %s:53, or %s answers the lab's "+
+			Cost: fmt.Sprintf("the lab dnsmasq cannot bind %s, or %s answers the lab's "+
 				"queries instead: names of VMs and containers do not resolve",
-				plan.Gateway, who),
+				gatewayPorts(plan), who),
 			Fix: dnsFix(plan, l),
 		})
 	}
@@ -77,11 +77,24 @@ func dnsFix(plan *topology.Plan, l Listener) string {
 		stop = fmt.Sprintf("stop it: kill %d", l.PID)
 	}
 	if l.Process == "dnsmasq" {
-		return fmt.Sprintf("run that dnsmasq with --bind-interfaces --except-interface=%s, or %s",
-			plan.Bridge.Name, stop)
+		var except []string
+		for _, br := range plan.Bridges() {
+			except = append(except, "--except-interface="+br)
+		}
+		return fmt.Sprintf("run that dnsmasq with --bind-interfaces %s, or %s",
+			strings.Join(except, " "), stop)
 	}
 	return "make it listen on its own addresses only (not 0.0.0.0 or " +
-		plan.Gateway.String() + "), or " + stop
+		strings.Join(strings.Split(gatewayList(plan), ", "), " or ") + "), or " + stop
+}
+
+// gatewayPorts names port 53 on every lab gateway: "10.0.1.1:53".
+func gatewayPorts(plan *topology.Plan) string {
+	var out []string
+	for _, g := range plan.Gateways() {
+		out = append(out, g.String()+":53")
+	}
+	return strings.Join(out, ", ")
 }
 
 // labPID reports whether pid is named by a live pid file of the lab.
@@ -185,7 +198,7 @@ func findLeftovers(plan *topology.Plan, s *HostState) []leftover {
 	before := s.Phase == PhaseBefore
 	for _, l := range s.Links {
 		lab := aliasLab(l.Alias)
-		if lab == "" && before && (l.Name == plan.Bridge.Name || l.Name == plan.Management.Bridge) {
+		if lab == "" && before && (isLabBridge(plan, l.Name) || l.Name == plan.Management.Bridge) {
 			lab = plan.Lab
 		}
 		if lab != "" && (lab != plan.Lab || before) {
@@ -238,7 +251,7 @@ func dockerLeftovers(plan *topology.Plan, s *HostState, before bool) []leftover 
 	}
 	for _, n := range s.Docker.Networks {
 		lab := n.Labels[topology.LabelLab]
-		if lab == "" && before && n.Name == plan.Docker.Network {
+		if lab == "" && before && isLabNetwork(plan, n.Name) {
 			lab = plan.Lab
 		}
 		if lab != "" && (lab != plan.Lab || before) {

@@ -27,6 +27,9 @@ type Options struct {
 	WantIPv6 bool
 	// Baseline is the lab bridge as recorded by `up`, for BRIDGE_CHANGED.
 	Baseline *Bridge
+	// Baselines are more lab bridges as recorded by `up` (every segment's
+	// bridge of a routed lab), for BRIDGE_CHANGED.
+	Baselines []Bridge
 	// StateDir defaults to DefaultStateDir.
 	StateDir string
 	// LeaseFile defaults to STATEDIR/LAB/dnsmasq.leases.
@@ -52,9 +55,11 @@ type source struct {
 var sources = []source{
 	{"ipv6", readIPv6},
 	{"iptables", readIptables},
+	{"iptables nat", readIptablesNAT},
 	{"ip6tables", readIP6tables},
 	{"iptables-legacy", readLegacy},
 	{"br_netfilter", readBrNF},
+	{"ip_forward", readIPForward},
 	{"nftables", readNFT},
 	{"netlink", readNetlink},
 	{"docker", readDocker},
@@ -75,7 +80,7 @@ func Collect(ctx context.Context, plan *topology.Plan, opts Options) (*HostState
 	o := opts.withDefaults(plan)
 	s := &HostState{
 		Accel: o.Accel, WantIPv6: o.WantIPv6, Phase: o.Phase, Baseline: o.Baseline,
-		LeaseFile: o.LeaseFile,
+		Baselines: o.Baselines, LeaseFile: o.LeaseFile,
 	}
 	for _, src := range sources {
 		if err := ctx.Err(); err != nil {
@@ -154,6 +159,29 @@ func readIptables(ctx context.Context, _ *topology.Plan, _ *Options, s *HostStat
 		return err
 	}
 	s.IPv4 = parseIptables(out)
+	return nil
+}
+
+// readIptablesNAT lists the nat table's POSTROUTING chain (`iptables -t
+// nat -S POSTROUTING`), where Docker puts its masquerade rules.
+func readIptablesNAT(ctx context.Context, _ *topology.Plan, _ *Options, s *HostState) error {
+	out, err := run(ctx, "iptables", "-w", "5", "-t", "nat", "-S", "POSTROUTING")
+	if err != nil {
+		return err
+	}
+	s.IPv4.NAT = parseNAT(out)
+	s.IPv4.NATRead = true
+	return nil
+}
+
+// readIPForward reads net.ipv4.ip_forward of the calling thread's network
+// namespace (`sysctl net.ipv4.ip_forward`).
+func readIPForward(_ context.Context, _ *topology.Plan, _ *Options, s *HostState) error {
+	v, err := readInt("/proc/sys/net/ipv4/ip_forward")
+	if err != nil {
+		return err
+	}
+	s.IPForward = &v
 	return nil
 }
 

@@ -47,7 +47,7 @@ func readDocker(ctx context.Context, plan *topology.Plan, o *Options, s *HostSta
 	}
 	for _, c := range ctrs {
 		dc := dockerContainer(c)
-		if c.State == "running" && attachedTo(dc, plan.Docker.Network) {
+		if c.State == "running" && attachedToLab(plan, dc) {
 			if err := hostSides(ctx, cli, &dc); err != nil {
 				return err
 			}
@@ -92,9 +92,11 @@ func dockerContainer(c container.Summary) DockerContainer {
 	return dc
 }
 
-func attachedTo(c DockerContainer, net string) bool {
+// attachedToLab reports whether c has an endpoint on the Docker network of
+// any of the lab's segments.
+func attachedToLab(plan *topology.Plan, c DockerContainer) bool {
 	for _, e := range c.Endpoints {
-		if e.Network == net {
+		if isLabNetwork(plan, e.Network) {
 			return true
 		}
 	}

@@ -67,6 +67,9 @@ const (
 	IDLeaseDrift     = "LEASE_DRIFT"
 	IDEndpointDrift  = "ENDPOINT_DRIFT"
 	IDBridgeChanged  = "BRIDGE_CHANGED"
+	IDIPForward      = "IP_FORWARD_OFF"
+	IDSegmentForward = "SEGMENT_FORWARD_DROP"
+	IDSegmentSNAT    = "SEGMENT_SNAT"
 )
 
 // Checks is every check the doctor runs, in report order.
@@ -75,6 +78,9 @@ var Checks = []Check{
 	{ID: IDForwardDrop, Faults: []string{"B01", "B02", "B04"}, Run: checkForwardDrop},
 	{ID: IDIptablesMixed, Run: checkIptablesMixed},
 	{ID: IDNFTForeignDrop, Faults: []string{"B01", "B02"}, Run: checkNFTForeignDrop},
+	{ID: IDIPForward, Run: checkIPForward},
+	{ID: IDSegmentForward, Faults: []string{"B01"}, Run: checkSegmentForward},
+	{ID: IDSegmentSNAT, Run: checkSegmentSNAT},
 	{ID: IDSubnetOverlap, Faults: []string{"B07", "B08"}, Run: checkSubnetOverlap},
 	{ID: IDMgmtOverlap, Faults: []string{"B07"}, Run: checkMgmtOverlap},
 	{ID: IDIfnameTooLong, Faults: []string{"B16"}, Run: checkIfnameTooLong},

@@ -499,3 +499,54 @@ func TestKernelPerBridgeNFCall(t *testing.T) {
 	}
 	fixUntilClear(n, plan, opts, IDForwardDrop, 0)
 }
+
+// TestKernelRouted builds a routed lab of two bridges in a namespace, a
+// peer on each with its segment's gateway as default route, and breaks and
+// fixes the three things routing between segments needs: ip_forward, the
+// DOCKER-USER accepts for both directions, and no masquerade between lab
+// subnets.
+func TestKernelRouted(t *testing.T) {
+	requireRoot(t)
+	plan := routedPlan(t)
+	n := newNS(t)
+	n.sh("ip link set lo up")
+	for _, seg := range plan.AllSegments() {
+		labBridge(n, plan.View(seg.Name))
+	}
+	a := peer(t, n, plan.View("main"), "hldpa", "10.0.6.20")
+	b := peer(t, n, plan.View("edge"), "hldpb", "10.0.7.20")
+	a.sh("ip route add default via 10.0.6.1")
+	b.sh("ip route add default via 10.0.7.1")
+	opts := kernelOpts(t)
+
+	n.sh("sysctl -qw net.ipv4.ip_forward=0")
+	if pings(a, "10.0.7.20", time.Second) {
+		t.Fatal("ping crossed segments with ip_forward=0")
+	}
+	expectOne(t, n.findings(plan, opts, IDIPForward), Error, "net.ipv4.ip_forward")
+	fixUntilClear(n, plan, opts, IDIPForward, 1)
+	if !pings(a, "10.0.7.20", pingDeadline) {
+		t.Fatal("ping between segments fails after the ip_forward fix")
+	}
+
+	n.sh("iptables -P FORWARD DROP && iptables -N DOCKER-USER && " +
+		"iptables -A FORWARD -j DOCKER-USER && iptables -A DOCKER-USER -j RETURN")
+	if pings(a, "10.0.7.20", time.Second) {
+		t.Fatal("ping crossed segments despite FORWARD DROP")
+	}
+	got := n.findings(plan, opts, IDSegmentForward)
+	expectOne(t, got, Error, "iptables DOCKER-USER / hld0 -> hld1")
+	expectOne(t, got, Error, "iptables DOCKER-USER / hld1 -> hld0")
+	fixUntilClear(n, plan, opts, IDSegmentForward, 2)
+	if !pings(a, "10.0.7.20", pingDeadline) {
+		t.Fatal("ping between segments fails after the DOCKER-USER fixes")
+	}
+
+	n.sh("iptables -t nat -A POSTROUTING -s 10.0.6.0/24 ! -o hld0 -j MASQUERADE")
+	expectOne(t, n.findings(plan, opts, IDSegmentSNAT), Error,
+		"iptables nat POSTROUTING MASQUERADE of 10.0.6.0/24")
+	fixUntilClear(n, plan, opts, IDSegmentSNAT, 1)
+	if !pings(a, "10.0.7.20", pingDeadline) {
+		t.Fatal("ping between segments fails after the masquerade exception")
+	}
+}

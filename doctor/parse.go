@@ -29,6 +29,19 @@ func parseIptables(out string) Firewall {
 	return fw
 }
 
+// parseNAT keeps the `-A POSTROUTING` lines of `iptables -t nat -S
+// POSTROUTING`.
+func parseNAT(out string) []string {
+	var rules []string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 2 && f[0] == "-A" && f[1] == "POSTROUTING" {
+			rules = append(rules, strings.TrimSpace(line))
+		}
+	}
+	return rules
+}
+
 // legacyRules keeps the lines of `iptables-legacy -t T -S` that change
 // what passes: rules, and policies other than ACCEPT.
 func legacyRules(table, out string) []string {

@@ -12,8 +12,11 @@ import (
 
 // Report is the doctor's verdict on one lab.
 type Report struct {
-	Lab      string    `json:"lab"`
-	Bridge   string    `json:"bridge"`
+	Lab    string `json:"lab"`
+	Bridge string `json:"bridge"`
+	// Bridges lists every segment's bridge, main first, when the lab is
+	// routed.
+	Bridges  []string  `json:"bridges,omitempty"`
 	Worst    Severity  `json:"worst,omitempty"`
 	Findings []Finding `json:"findings"`
 }
@@ -24,7 +27,11 @@ func NewReport(plan *topology.Plan, s *HostState) Report {
 	if f == nil {
 		f = []Finding{}
 	}
-	return Report{Lab: plan.Lab, Bridge: plan.Bridge.Name, Worst: Worst(f), Findings: f}
+	r := Report{Lab: plan.Lab, Bridge: plan.Bridge.Name, Worst: Worst(f), Findings: f}
+	if plan.Routed() {
+		r.Bridges = plan.Bridges()
+	}
+	return r
 }
 
 // Failed reports whether any finding is an error.

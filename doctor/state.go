@@ -40,6 +40,12 @@ type HostState struct {
 	WantIPv6 bool    `json:"want_ipv6,omitempty"`
 	Phase    Phase   `json:"phase,omitempty"`
 	Baseline *Bridge `json:"baseline,omitempty"`
+	// Baselines are further lab bridges as recorded by `up` (the other
+	// segments' bridges of a routed lab).
+	Baselines []Bridge `json:"baselines,omitempty"`
+	// IPForward is net.ipv4.ip_forward (1 when the host routes); nil when
+	// it could not be read.
+	IPForward *int `json:"ip_forward,omitempty"`
 
 	// Errors names each source that could not be read.
 	Errors []SourceError `json:"errors,omitempty"`
@@ -66,6 +72,11 @@ type Firewall struct {
 	// Rules are the `-A` lines of FORWARD and DOCKER-USER, as `iptables -S`
 	// prints them.
 	Rules []string `json:"rules,omitempty"`
+	// NATRead is true when the nat table's POSTROUTING chain was listed.
+	NATRead bool `json:"nat_read,omitempty"`
+	// NAT are the `-A` lines of the nat table's POSTROUTING chain, as
+	// `iptables -t nat -S POSTROUTING` prints them.
+	NAT []string `json:"nat,omitempty"`
 }
 
 // Legacy describes iptables-legacy state next to nftables.
@@ -267,6 +278,23 @@ func (s *HostState) Bridge(name string) (Bridge, bool) {
 		}
 	}
 	return Bridge{}, false
+}
+
+// baselines returns Baseline and Baselines, each bridge once.
+func (s *HostState) baselines() []Bridge {
+	var out []Bridge
+	seen := map[string]bool{}
+	all := s.Baselines
+	if s.Baseline != nil {
+		all = append([]Bridge{*s.Baseline}, all...)
+	}
+	for _, b := range all {
+		if !seen[b.Name] {
+			seen[b.Name] = true
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 func (s *HostState) fail(source string, err error) {

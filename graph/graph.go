@@ -1,9 +1,12 @@
 // Package graph draws a lab's plan as a picture: the host with its gateway
 // address and nft guard, the lab bridge as a hub, every VM and container
 // with its name, role, address, MAC and DNS name, and the management
-// network. Graphviz (github.com/goccy/go-graphviz, compiled to WebAssembly
-// and run by wazero, so no dot binary is needed) lays it out and renders
-// it. `setup graph` is the command that calls it.
+// network. A routed lab draws each segment (its bridge, subnet and nodes)
+// as a cluster of its own, and the host as the router between them, joined
+// to each segment's bridge by an edge labelled with that gateway. Graphviz
+// (github.com/goccy/go-graphviz, compiled to WebAssembly and run by wazero,
+// so no dot binary is needed) lays it out and renders it. `setup graph` is
+// the command that calls it.
 package graph
 
 import (
@@ -48,14 +51,12 @@ func DOT(p *topology.Plan, opts Options) (string, error) {
 	w(`  node [fontname="Helvetica", fontsize=10, shape=plain];`)
 	w(`  edge [color="#6b7280", fontname="Helvetica", fontsize=9];`)
 	w(`  host [label=<%s>];`, hostLabel(p))
-	w(`  bridge [label=<%s>];`, bridgeLabel(p))
-	w(`  host -- bridge [label=%s, penwidth=2];`, quote(p.Bridge.Address.String()))
-	writeCluster(w, "vms", clusterTitle("VMs", "dhcp_range "+p.DHCP.String()), p.VMs(), opts)
-	writeCluster(w, "containers", clusterTitle("containers",
-		"docker network "+p.Docker.Network+", ip-range "+p.Docker.IPRange.String()),
-		p.Containers(), opts)
-	for _, n := range p.Nodes {
-		w(`  bridge -- %s [color=%q];`, nodeID(n), colours(n)[1])
+	if p.Routed() {
+		for _, seg := range p.AllSegments() {
+			writeSegment(w, p.View(seg.Name), opts)
+		}
+	} else {
+		writeHub(w, p, opts)
 	}
 	w(`  mgmt [label=<%s>];`, mgmtLabel(p))
 	for _, n := range p.VMs() {
@@ -64,14 +65,58 @@ func DOT(p *topology.Plan, opts Options) (string, error) {
 	if len(p.VMs()) == 0 {
 		w(`  host -- mgmt [style=dashed, color=%q];`, colMgmt[1])
 	}
-	writeLegend(w, opts)
+	writeLegend(w, opts, p.Routed())
 	w("}")
 	return b.String(), nil
 }
 
+// writeHub draws the one bridge of a lab without segments, with the VMs
+// and containers around it.
+func writeHub(w func(string, ...any), p *topology.Plan, opts Options) {
+	w(`  bridge [label=<%s>];`, bridgeLabel(p))
+	w(`  host -- bridge [label=%s, penwidth=2];`, quote(p.Bridge.Address.String()))
+	writeNodes(w, "  ", "", "bridge", p, opts)
+}
+
+// writeSegment draws one segment of a routed lab (view is the plan as seen
+// from it) as a cluster holding its bridge and nodes, and the host's link
+// to its bridge.
+func writeSegment(w func(string, ...any), view *topology.Plan, opts Options) {
+	seg := view.Segments[0].Name
+	br := quote("bridge/" + seg)
+	w(`  subgraph cluster_segment_%s {`, dotID(seg))
+	w(`    label=%s; style="rounded"; color=%q; fontsize=12;`,
+		quote(fmt.Sprintf("segment %s (subnet %s)", seg, view.Subnet)), colBridge[1])
+	w(`    %s [label=<%s>];`, br, bridgeLabel(view))
+	writeNodes(w, "    ", dotID(seg)+"_", br, view, opts)
+	w(`  }`)
+	w(`  host -- %s [label=%s, penwidth=2];`, br, quote(view.Bridge.Address.String()))
+}
+
+// writeNodes draws the VM and container clusters of p and the edges from
+// bridge (a DOT node ID) to each node.
+func writeNodes(w func(string, ...any), indent, prefix, bridge string, p *topology.Plan,
+	opts Options) {
+	writeCluster(w, indent, prefix+"vms", clusterTitle("VMs", "dhcp_range "+p.DHCP.String()),
+		p.VMs(), opts)
+	writeCluster(w, indent, prefix+"containers", clusterTitle("containers",
+		"docker network "+p.Docker.Network+", ip-range "+p.Docker.IPRange.String()),
+		p.Containers(), opts)
+	for _, n := range p.Nodes {
+		w(`%s%s -- %s [color=%q];`, indent, bridge, nodeID(n), colours(n)[1])
+	}
+}
+
+// dotID makes a segment name (a DNS label) usable in a DOT identifier.
+func dotID(name string) string { return strings.ReplaceAll(name, "-", "_") }
+
 func title(p *topology.Plan) string {
+	var subnets []string
+	for _, s := range p.Subnets() {
+		subnets = append(subnets, s.String())
+	}
 	return fmt.Sprintf("hybridlab lab %q: %s, domain %s, MTU %d",
-		p.Lab, p.Subnet, p.Domain, p.MTU)
+		p.Lab, strings.Join(subnets, " + "), p.Domain, p.MTU)
 }
 
 func quote(s string) string { return fmt.Sprintf("%q", s) }
@@ -87,16 +132,18 @@ func colours(n topology.Node) [2]string {
 
 func clusterTitle(what, detail string) string { return what + " (" + detail + ")" }
 
-func writeCluster(w func(string, ...any), id, label string, nodes []topology.Node, opts Options) {
+func writeCluster(w func(string, ...any), indent, id, label string, nodes []topology.Node,
+	opts Options) {
 	if len(nodes) == 0 {
 		return
 	}
-	w(`  subgraph cluster_%s {`, id)
-	w(`    label=%s; style="rounded,dashed"; color="#9ca3af"; fontsize=11;`, quote(label))
+	w(`%ssubgraph cluster_%s {`, indent, id)
+	w(`%s  label=%s; style="rounded,dashed"; color="#9ca3af"; fontsize=11;`, indent,
+		quote(label))
 	for _, n := range nodes {
-		w(`    %s [label=<%s>];`, nodeID(n), nodeLabel(n, opts))
+		w(`%s  %s [label=<%s>];`, indent, nodeID(n), nodeLabel(n, opts))
 	}
-	w(`  }`)
+	w(`%s}`, indent)
 }
 
 // table renders an HTML-like Graphviz label: a bold header row and
@@ -120,11 +167,24 @@ func table(col [2]string, border int, header string, rows [][2]string) string {
 func esc(s string) string { return html.EscapeString(s) }
 
 func hostLabel(p *topology.Plan) string {
-	return table(colHost, 2, "host", [][2]string{
-		{"gateway", esc(p.Gateway.String())},
-		{"DNS, DHCP", esc("dnsmasq on " + p.Gateway.String())},
-		{"nft guard", esc("table " + p.NFTable)},
-	})
+	if !p.Routed() {
+		return table(colHost, 2, "host", [][2]string{
+			{"gateway", esc(p.Gateway.String())},
+			{"DNS, DHCP", esc("dnsmasq on " + p.Gateway.String())},
+			{"nft guard", esc("table " + p.NFTable)},
+		})
+	}
+	var rows [][2]string
+	var gws []string
+	for _, s := range p.AllSegments() {
+		rows = append(rows, [2]string{"gateway " + s.Name, esc(s.Gateway.String())})
+		gws = append(gws, s.Gateway.String())
+	}
+	rows = append(rows,
+		[2]string{"routes", esc(fmt.Sprintf("between %d segments", len(gws)))},
+		[2]string{"DNS, DHCP", esc("dnsmasq on " + strings.Join(gws, ", "))},
+		[2]string{"nft guard", esc("table " + p.NFTable)})
+	return table(colHost, 2, "host (router)", rows)
 }
 
 func bridgeLabel(p *topology.Plan) string {
@@ -171,7 +231,7 @@ func nodeLabel(n topology.Node, opts Options) string {
 	return table(col, 2, header, rows)
 }
 
-func writeLegend(w func(string, ...any), opts Options) {
+func writeLegend(w func(string, ...any), opts Options, routed bool) {
 	items := map[string][2]string{
 		"1 host": colHost, "2 bridge": colBridge, "3 vm": colVM,
 		"4 container": colCtr, "5 management": colMgmt,
@@ -194,6 +254,10 @@ func writeLegend(w func(string, ...any), opts Options) {
 			`<TD BORDER="0"><FONT COLOR="%s"><B>down</B></FONT></TD></TR>`, colUp, colDown)
 	}
 	b.WriteString(`<TR><TD COLSPAN="2" BORDER="0" ALIGN="LEFT">dashed: management link</TD></TR>`)
+	if routed {
+		b.WriteString(`<TR><TD COLSPAN="2" BORDER="0" ALIGN="LEFT">` +
+			`host–bridge: gateway, routed between segments</TD></TR>`)
+	}
 	b.WriteString(`</TABLE>`)
 	w(`  legend [label=<%s>];`, b.String())
 	w(`  { rank=same; host; legend; }`)

@@ -34,18 +34,48 @@ func defaultPlan(t testing.TB) *topology.Plan {
 	return p
 }
 
+// singlePlan is the default lab without its segments: one bridge, one
+// subnet. Its pictures are those of the lab before segments existed.
+func singlePlan(t testing.TB) *topology.Plan {
+	t.Helper()
+	lab, err := topology.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab.Segments = nil
+	var ctrs []topology.Container
+	for _, c := range lab.Containers {
+		if c.Segment == "" || c.Segment == topology.MainSegment {
+			ctrs = append(ctrs, c)
+		}
+	}
+	lab.Containers = ctrs
+	p, err := topology.NewPlan(lab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Routed() {
+		t.Fatal("single-segment plan is routed")
+	}
+	return p
+}
+
 func TestDOTGolden(t *testing.T) {
+	status := graph.Options{Status: map[string]bool{
+		"base1": true, "docker1": false, "web": true, "db": false, "edge1": true}}
 	tests := []struct {
 		golden string
+		plan   func(testing.TB) *topology.Plan
 		opts   graph.Options
 	}{
-		{"default.dot", graph.Options{}},
-		{"default-status.dot", graph.Options{Status: map[string]bool{
-			"base1": true, "docker1": false, "web": true, "db": false}}},
+		{"default.dot", defaultPlan, graph.Options{}},
+		{"default-status.dot", defaultPlan, status},
+		{"single.dot", singlePlan, graph.Options{}},
+		{"single-status.dot", singlePlan, status},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
-			got, err := graph.DOT(defaultPlan(t), tt.opts)
+			got, err := graph.DOT(tt.plan(t), tt.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,8 +117,12 @@ func TestRenderSVG(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{p.Bridge.Name, p.Gateway.String(), p.NFTable,
-		p.Management.Network} {
+	wants := []string{p.NFTable, p.Management.Network}
+	for _, s := range p.AllSegments() {
+		wants = append(wants, "bridge "+s.Bridge.Name, s.Gateway.String(),
+			s.Bridge.Address.String(), "segment "+s.Name+" (subnet "+s.Subnet.String()+")")
+	}
+	for _, want := range wants {
 		if !strings.Contains(svg, want) {
 			t.Errorf("SVG lacks %q", want)
 		}
@@ -109,7 +143,8 @@ func TestRenderHTML(t *testing.T) {
 	}
 	page := buf.String()
 	for _, want := range []string{"<!DOCTYPE html>", "<svg", `<td class="down">down</td>`,
-		"<td>hybrid-web</td>"} {
+		"<td>hybrid-web</td>", "<th>segment</th>", "<td>edge</td>",
+		"edge: subnet 10.0.20.0/24,\ngateway 10.0.20.1 on bridge br-hybrid-edge"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}

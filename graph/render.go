@@ -96,14 +96,23 @@ td.mono { font-family: monospace; }
 </head>
 <body>
 <h1>hybridlab lab {{.Plan.Lab}}</h1>
+{{- if .Plan.Routed}}
+<p>segments routed by the host:
+{{- range $i, $s := .Plan.AllSegments}}{{if $i}};{{end}} {{$s.Name}}: subnet {{$s.Subnet}},
+gateway {{$s.Gateway}} on bridge {{$s.Bridge.Name}}{{end}};
+domain {{.Plan.Domain}}, nft table {{.Plan.NFTable}}</p>
+{{- else}}
 <p>subnet {{.Plan.Subnet}}, gateway {{.Plan.Gateway}} on bridge {{.Plan.Bridge.Name}},
 domain {{.Plan.Domain}}, nft table {{.Plan.NFTable}}</p>
+{{- end}}
 {{.SVG}}
 <table>
-<tr><th>name</th><th>kind</th><th>role</th><th>ip</th><th>mac</th><th>dns</th><th>object</th>
+<tr><th>name</th><th>kind</th><th>role</th>{{if .Plan.Routed}}<th>segment</th>{{end}}
+<th>ip</th><th>mac</th><th>dns</th><th>object</th>
 {{- if .Status}}<th>state</th>{{end}}</tr>
 {{- range .Plan.Nodes}}
-<tr><td>{{.Name}}</td><td>{{.Kind}}</td><td>{{.Role}}</td><td class="mono">{{.IP}}</td>
+<tr><td>{{.Name}}</td><td>{{.Kind}}</td><td>{{.Role}}</td>
+{{- if $.Plan.Routed}}<td>{{($.Plan.SegmentOf .).Name}}</td>{{end}}<td class="mono">{{.IP}}</td>
 <td class="mono">{{.MAC}}</td><td>{{.DNS}}</td><td>{{.Object}}</td>
 {{- if $.Status}}{{with index $.State .Name}}<td class="{{.}}">{{.}}</td>
 {{- else}}<td></td>{{end}}{{end}}</tr>

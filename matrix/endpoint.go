@@ -18,7 +18,7 @@ const (
 	KindNetns     = "netns"
 )
 
-// GatewayName is the name of the host's endpoint on the lab bridge.
+// GatewayName is the name of the host's endpoint on the lab bridges.
 const GatewayName = "gateway"
 
 // Agent runs the probe agent and plain commands (ping) on one node. Every runner of package
@@ -43,9 +43,35 @@ type Endpoint struct {
 	// Echo is true when the endpoint answers the agent's TCP and UDP echo on 7000/7001 (lab
 	// containers and VMs run `probe serve`); without it only ICMP targets it.
 	Echo bool `json:"echo"`
-	// Serve, when set, makes Run start `probe serve` bound to IP for the run's duration.
+	// Addrs are further addresses the endpoint answers on: the host's gateways on the other
+	// segments of a routed lab. A source on one of their subnets targets that address, so
+	// it reaches the host on its own segment rather than through the host's routing.
+	Addrs []netip.Addr `json:"addrs,omitempty"`
+	// Serve, when set, makes Run start `probe serve` bound to IP (and to each of Addrs) for
+	// the run's duration.
 	Serve Starter `json:"-"`
 }
+
+// TargetFrom returns the address from probes e: the one of e's addresses on from's
+// segment of plan p, else e.IP. A nil plan gives e.IP.
+func (e Endpoint) TargetFrom(p *topology.Plan, from Endpoint) netip.Addr {
+	if p == nil || len(e.Addrs) == 0 {
+		return e.IP
+	}
+	seg, ok := p.SegmentContaining(from.IP)
+	if !ok {
+		return e.IP
+	}
+	for _, a := range append([]netip.Addr{e.IP}, e.Addrs...) {
+		if seg.Subnet.Contains(a) {
+			return a
+		}
+	}
+	return e.IP
+}
+
+// addrs returns IP and Addrs.
+func (e Endpoint) addrs() []netip.Addr { return append([]netip.Addr{e.IP}, e.Addrs...) }
 
 // Container is the endpoint of a lab container, reached with `docker exec`.
 func Container(api remote.ExecAPI, n topology.Node) Endpoint {
@@ -60,16 +86,23 @@ func VM(n topology.Node, key string) Endpoint {
 		Agent: &remote.SSH{Addr: n.IP.String(), KeyPath: key}}
 }
 
-// Gateway is the host itself on the lab bridge's address. Its probes run the agent binary at
-// agentPath in the caller's network namespace, and Run serves the echo on the gateway address
-// while it runs (the host runs no `probe serve` of its own).
+// Gateway is the host itself on the lab bridge's address; in a routed lab also on every other
+// segment's gateway (Addrs), so each node targets the host on its own segment. Its probes run
+// the agent binary at agentPath in the caller's network namespace, and Run serves the echo on
+// every gateway address while it runs (the host runs no `probe serve` of its own).
 func Gateway(p *topology.Plan, agentPath string) Endpoint {
 	local := remote.Local{Path: agentPath}
-	return Endpoint{Name: GatewayName, Kind: KindHost, IP: p.Gateway, Echo: true,
+	e := Endpoint{Name: GatewayName, Kind: KindHost, IP: p.Gateway, Echo: true,
 		Agent: hostAgent{Agent: local}, Serve: local}
+	for _, gw := range p.Gateways() {
+		if gw != p.Gateway {
+			e.Addrs = append(e.Addrs, gw)
+		}
+	}
+	return e
 }
 
-// Namespace is a network namespace with a port on the lab bridge at ip (made by the caller,
+// Namespace is a network namespace with a port on a lab bridge at ip (made by the caller,
 // e.g. `ip netns add` and a veth into the bridge). Its probes run the host's agent binary at
 // agentPath inside the namespace, and Run serves the echo there while it runs.
 func Namespace(name, netns string, ip netip.Addr, agentPath string) Endpoint {

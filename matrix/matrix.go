@@ -5,7 +5,9 @@
 // remote runner, so the path measured is the lab's own: veth or tap, the lab bridge, and the
 // host's firewall when br_netfilter sends bridged frames through it.
 //
-// Run sends traffic only to the endpoints it is given, all of them on the lab bridge.
+// Run sends traffic only to the endpoints it is given, all of them on the lab's bridges. In a
+// routed lab a cell between segments measures the host's routing as well; a node targets the
+// host on its own segment's gateway.
 package matrix
 
 import (
@@ -137,11 +139,14 @@ func (c Cell) P50Us() float64 {
 type Matrix struct {
 	Lab string `json:"lab"`
 	// Nodes are the endpoint names in row and column order.
-	Nodes  []string  `json:"nodes"`
-	Protos []Proto   `json:"protos"`
-	Count  int       `json:"count"`
-	Cells  []Cell    `json:"cells"`
-	Start  time.Time `json:"start"`
+	Nodes  []string `json:"nodes"`
+	Protos []Proto  `json:"protos"`
+	Count  int      `json:"count"`
+	Cells  []Cell   `json:"cells"`
+	// Segments maps each endpoint on one segment of a routed lab to that segment's name;
+	// endpoints on every segment (the host) are absent. Nil when the lab has one segment.
+	Segments map[string]string `json:"segments,omitempty"`
+	Start    time.Time         `json:"start"`
 	// Seconds is the wall time of the whole run.
 	Seconds float64 `json:"seconds"`
 }
@@ -178,7 +183,7 @@ var ErrTooFewEndpoints = errors.New("a matrix needs at least two endpoints")
 // opts.Parallel probes at a time, and returns the filled matrix. A TCP or UDP probe starts
 // with one `probe connect`, so an unreachable target costs one timeout, not Count of them.
 // Endpoints with Serve set get a `probe serve` for the run's duration (bound to their lab
-// address only). A probe that fails is a failed cell, not an error; Run returns an error for
+// addresses only). A probe that fails is a failed cell, not an error; Run returns an error for
 // bad options, a serve that cannot start, or when ctx ends.
 func Run(ctx context.Context, p *topology.Plan, opts Options) (Matrix, error) {
 	o := opts.withDefaults()
@@ -227,11 +232,12 @@ func newMatrix(p *topology.Plan, o Options) Matrix {
 	}
 	for _, from := range o.Endpoints {
 		m.Nodes = append(m.Nodes, from.Name)
+		m.placeOnSegment(p, from)
 		for _, to := range o.Endpoints {
 			if from.Name == to.Name {
 				continue
 			}
-			c := Cell{From: from.Name, To: to.Name, Target: to.IP.String()}
+			c := Cell{From: from.Name, To: to.Name, Target: to.TargetFrom(p, from).String()}
 			for _, pr := range o.Protos {
 				c.Results = append(c.Results, Result{Proto: pr})
 			}
@@ -239,6 +245,26 @@ func newMatrix(p *topology.Plan, o Options) Matrix {
 		}
 	}
 	return m
+}
+
+// placeOnSegment records the segment of e when the lab is routed and all of e's addresses
+// are on one segment.
+func (m *Matrix) placeOnSegment(p *topology.Plan, e Endpoint) {
+	if p == nil || !p.Routed() {
+		return
+	}
+	name := ""
+	for _, a := range e.addrs() {
+		seg, ok := p.SegmentContaining(a)
+		if !ok || (name != "" && seg.Name != name) {
+			return
+		}
+		name = seg.Name
+	}
+	if m.Segments == nil {
+		m.Segments = map[string]string{}
+	}
+	m.Segments[e.Name] = name
 }
 
 // probeAll fills every result of m, each probe a job of a bounded group.
@@ -253,6 +279,7 @@ func (m *Matrix) probeAll(ctx context.Context, o Options) error {
 	for ci := range m.Cells {
 		for ri := range m.Cells[ci].Results {
 			from, to := byName[m.Cells[ci].From], byName[m.Cells[ci].To]
+			to.IP = netip.MustParseAddr(m.Cells[ci].Target)
 			proto := m.Cells[ci].Results[ri].Proto
 			g.Go(func() error {
 				res := probe(gctx, from, to, proto, o)
@@ -365,12 +392,14 @@ func startServers(ctx context.Context, eps []Endpoint) (func(), error) {
 		if e.Serve == nil {
 			continue
 		}
-		p, err := e.Serve.Start(ctx, serveArgs(e.IP)...)
-		if err != nil {
-			stop()
-			return nil, fmt.Errorf("start echo server on %s (%s): %w", e.Name, e.IP, err)
+		for _, ip := range e.addrs() {
+			p, err := e.Serve.Start(ctx, serveArgs(ip)...)
+			if err != nil {
+				stop()
+				return nil, fmt.Errorf("start echo server on %s (%s): %w", e.Name, ip, err)
+			}
+			procs = append(procs, p)
 		}
-		procs = append(procs, p)
 	}
 	return stop, nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -313,4 +314,107 @@ func TestHintNamesTheCause(t *testing.T) {
 			}
 		})
 	}
+}
+
+// routedPlan has segment main (10.0.50.0/24) with vm1 and c1, and segment edge
+// (10.0.52.0/24) with e1.
+func routedPlan(t *testing.T) *topology.Plan {
+	t.Helper()
+	lab, err := topology.Parse([]byte(`name: mt
+bridge: br-mt
+subnet: 10.0.50.0/24
+management: {subnet: 10.0.51.0/24}
+segments: [{name: edge, bridge: br-mt-edge, subnet: 10.0.52.0/24}]
+vms: [{name: vm1}]
+containers: [{name: c1}, {name: e1, segment: edge}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := topology.NewPlan(lab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestGatewayAnswersOnEverySegment(t *testing.T) {
+	p := routedPlan(t)
+	gw := Gateway(p, "/bin/probe")
+	if gw.IP.String() != "10.0.50.1" || len(gw.Addrs) != 1 || gw.Addrs[0].String() != "10.0.52.1" {
+		t.Fatalf("gateway endpoint at %s + %v, want 10.0.50.1 + [10.0.52.1]", gw.IP, gw.Addrs)
+	}
+	single := Gateway(testPlan(t), "/bin/probe")
+	if len(single.Addrs) != 0 {
+		t.Fatalf("one-segment gateway has more addresses: %v", single.Addrs)
+	}
+}
+
+func TestRoutedTargetsAndServers(t *testing.T) {
+	p := routedPlan(t)
+	n := &fakeNet{}
+	eps := endpoints(p, n)
+	host := Gateway(p, "/bin/probe")
+	starter := &fakeStarter{}
+	host.Agent, host.Serve = fakeAgent{name: GatewayName, net: n}, starter
+	eps[len(eps)-1] = host
+	m, err := Run(context.Background(), p, Options{Endpoints: eps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for from, want := range map[string]string{"vm1": "10.0.50.1", "c1": "10.0.50.1",
+		"e1": "10.0.52.1"} {
+		c, ok := m.Cell(from, GatewayName)
+		if !ok || c.Target != want {
+			t.Errorf("%s targets the host at %q, want %s", from, c.Target, want)
+		}
+	}
+	if c, _ := m.Cell(GatewayName, "e1"); c.Target != "10.0.52.254" {
+		t.Errorf("host targets e1 at %q", c.Target)
+	}
+	want := "10.0.50.1:7000 10.0.52.1:7000"
+	if got := strings.Join(starter.tcp, " "); got != want {
+		t.Errorf("echo servers on %s, want %s", got, want)
+	}
+	if m.Segments["e1"] != "edge" || m.Segments["c1"] != "main" || m.Segments[GatewayName] != "" {
+		t.Errorf("segments %v", m.Segments)
+	}
+	var pinged []string
+	for _, call := range n.calls {
+		if strings.HasPrefix(call, "e1 ping") {
+			pinged = append(pinged, call[strings.LastIndex(call, " ")+1:])
+		}
+	}
+	if !slices.Contains(pinged, "10.0.52.1") || slices.Contains(pinged, "10.0.50.1") {
+		t.Errorf("e1 pinged %v; want the host on 10.0.52.1 only", pinged)
+	}
+}
+
+func TestHintNamesUnroutedSegments(t *testing.T) {
+	p := routedPlan(t)
+	n := &fakeNet{down: map[string]bool{}}
+	for _, d := range []string{"vm1>10.0.52.254", "c1>10.0.52.254", "e1>10.0.50.10",
+		"e1>10.0.50.254"} {
+		for _, proto := range []string{"icmp", "tcp", "udp"} {
+			n.down[d+"/"+proto] = true
+		}
+	}
+	m, err := Run(context.Background(), p, Options{Endpoints: endpoints(p, n)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := m.Hint(GatewayName)
+	if !strings.Contains(got, "(edge -> main, main -> edge)") ||
+		!strings.Contains(got, "does not route between the lab bridges") {
+		t.Errorf("hint %q\n%s", got, m)
+	}
+}
+
+// fakeStarter records the echo servers Run starts; each is an echo(1) that prints its
+// arguments as the ready line and exits.
+type fakeStarter struct{ tcp []string }
+
+func (f *fakeStarter) Start(ctx context.Context, args ...string) (*remote.Process, error) {
+	f.tcp = append(f.tcp, flagValue(args, "--tcp"))
+	return remote.Local{Path: "echo"}.Start(ctx, args...)
 }
