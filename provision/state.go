@@ -57,6 +57,8 @@ type Record struct {
 	// Bridge is the lab bridge as `up` left it, for the doctor's
 	// BRIDGE_CHANGED check.
 	Bridge *doctor.Bridge `json:"bridge,omitempty"`
+	// Segments are the other segments' bridges as `up` left them.
+	Segments []doctor.Bridge `json:"segment_bridges,omitempty"`
 	// Timings are the step durations of the last `up`, in seconds.
 	Timings []StepTiming `json:"timings,omitempty"`
 }

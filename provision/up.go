@@ -444,12 +444,28 @@ func (u *upRun) verify(ctx context.Context) error {
 	return u.recordBridge()
 }
 
-// recordBridge keeps the bridge as up leaves it, so the doctor can tell
-// later whether something (Docker, a person) changed it.
+// recordBridge keeps every lab bridge as up leaves it, so the doctor can
+// tell later whether something (Docker, a person) changed one.
 func (u *upRun) recordBridge() error {
-	st, err := bridge.Inspect(u.plan.Bridge.Name)
+	u.rec.Segments = nil
+	for i, name := range u.plan.Bridges() {
+		b, err := bridgeBaseline(name)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			u.rec.Bridge = b
+		} else {
+			u.rec.Segments = append(u.rec.Segments, *b)
+		}
+	}
+	return nil
+}
+
+func bridgeBaseline(name string) (*doctor.Bridge, error) {
+	st, err := bridge.Inspect(name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b := &doctor.Bridge{Name: st.Name, MAC: st.MAC, MTU: st.MTU,
 		ForwardDelay: int(st.ForwardDelay.Milliseconds() / 10), Addrs: st.Addresses}
@@ -462,8 +478,7 @@ func (u *upRun) recordBridge() error {
 	if st.NFCallIP6Tables {
 		b.NFCallIP6tables = 1
 	}
-	u.rec.Bridge = b
-	return nil
+	return b, nil
 }
 
 func findContainer(list []containers.Info, name string) (containers.Info, bool) {

@@ -20,7 +20,9 @@ Docker + libvirt labs break: FORWARD DROP with br_netfilter, mixed iptables
 backends, foreign nftables drops, overlapping subnets, names over 15 bytes,
 MTU mismatches, STP delays, a slow accelerator, :53 already taken, IPv6
 disabled, leftovers of an earlier lab, and leases or endpoints that drifted
-from the plan. Each finding has an ID, a severity, the evidence and the fix.
+from the plan; for a lab with several segments also IPv4 forwarding off, no
+DOCKER-USER accept between two lab bridges, and masquerade rules that would
+rewrite traffic between segments. Each finding has an ID, a severity, the evidence and the fix.
 Run it before and after 'setup up'. Exit status: 0 clean (or warnings
 only), 2 when any error is found. Reading firewalls needs root.`,
 		Args: cobra.NoArgs,
@@ -34,6 +36,7 @@ only), 2 when any error is found. Reading firewalls needs root.`,
 			if rec != nil && rec.Completed {
 				opts.Phase = doctor.PhaseRunning
 				opts.Baseline = rec.Bridge
+				opts.Baselines = rec.Segments
 			}
 			if d, ok := accel.Cached(); ok {
 				opts.Accel = doctor.Accel{Name: string(d.Accel), Reason: d.Reason}
