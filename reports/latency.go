@@ -86,7 +86,11 @@ func figuresFor(rows []bench.Latency, proto string, size int) ([]figure, error) 
 	if err != nil {
 		return nil, err
 	}
-	specSVG, err := svgOf(spec, 7*vg.Inch, 3.6*vg.Inch)
+	height := 3.6 * vg.Inch
+	if n := countPaths(rows, proto, size); n > 6 {
+		height += vg.Length(n-6) * 0.3 * vg.Inch // room for the longer legend
+	}
+	specSVG, err := svgOf(spec, 7*vg.Inch, height)
 	if err != nil {
 		return nil, err
 	}
@@ -158,4 +162,15 @@ func writeFile(name string, data []byte) error {
 		return fmt.Errorf("write %q: %w", name, err)
 	}
 	return nil
+}
+
+// countPaths counts the rows of one protocol and size.
+func countPaths(rows []bench.Latency, proto string, size int) int {
+	n := 0
+	for _, l := range rows {
+		if l.Proto == proto && l.Size == size {
+			n++
+		}
+	}
+	return n
 }

@@ -12,6 +12,7 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 
 	"hybridlab/bench"
 )
@@ -64,7 +65,12 @@ func newPlot(title, ylabel string) *plot.Plot {
 // headroom raises the top of a log axis by one decade above max so the legend, drawn at the
 // top, does not cover the data.
 func headroom(p *plot.Plot, max float64) {
-	p.Y.Max = math.Pow(10, math.Ceil(math.Log10(max))+1)
+	headroomN(p, max, 1)
+}
+
+// headroomN is headroom with n decades, for a legend of many entries.
+func headroomN(p *plot.Plot, max float64, n int) {
+	p.Y.Max = math.Pow(10, math.Ceil(math.Log10(max))+float64(n))
 }
 
 // barPercentiles are the percentiles drawn as bars for each path.
@@ -135,6 +141,12 @@ func percentileBars(rows []bench.Latency, proto string, size int) (*plot.Plot, e
 	headroom(p, top)
 	p.NominalX(names...)
 	p.X.Min, p.X.Max = -0.6, float64(len(sel))-0.4
+	if len(sel) > 6 {
+		// Many path names side by side overlap: slant them.
+		p.X.Tick.Label.Rotation = math.Pi / 6
+		p.X.Tick.Label.XAlign = draw.XRight
+		p.X.Tick.Label.YAlign = draw.YCenter
+	}
 	return p, nil
 }
 
@@ -202,7 +214,9 @@ func spectrum(rows []bench.Latency, proto string, size int) (*plot.Plot, error) 
 		i++
 	}
 	if top > 0 {
-		headroom(p, top)
+		// The legend lists every path: give it one decade per four entries (figuresFor
+		// makes the plot taller for many paths).
+		headroomN(p, top, 1+i/4)
 	}
 	return p, nil
 }

@@ -15,7 +15,8 @@ func newGraphCmd(g *globals) *cobra.Command {
 		Use:   "graph",
 		Short: "Draw the lab (host, bridge, VMs, containers, addresses, DNS names) as dot, svg or html",
 		Long: `graph draws the lab's plan with Graphviz (run in-process; nothing to install):
-the host with its gateway address and guard, the shared bridge, every VM and
+the host with its gateway addresses and guard, the shared bridge (and each
+further segment, routed by the host, as its own box), every VM and
 container with its role, IP, MAC and DNS name, and the management network.
 With --live (root), nodes that are not running are marked down.`,
 		Args: cobra.NoArgs,
