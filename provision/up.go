@@ -115,8 +115,8 @@ var ErrRefused = errors.New("refused before any host change")
 
 // preflight runs every check that can refuse the plan, before the first
 // host change: subnets that overlap a route, a Docker or a libvirt network,
-// a bridge of the plan's name that exists with other settings, and a
-// probe agent that cannot be built.
+// a bridge or a Docker network of the plan's name that exists with other
+// settings, and a probe agent that cannot be built.
 func (u *upRun) preflight(ctx context.Context) error {
 	if err := u.checks(ctx); err != nil {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
@@ -137,6 +137,9 @@ func (u *upRun) checks(ctx context.Context) error {
 	}
 	inv.DockerNetworks, err = dockerPrefixes(ctx, u.docker)
 	if err != nil {
+		return err
+	}
+	if err := containers.CheckNetworks(ctx, u.docker, u.plan); err != nil {
 		return err
 	}
 	if u.vms != nil {

@@ -94,6 +94,42 @@ func EnsureNetworks(ctx context.Context, cli client.APIClient, p *topology.Plan)
 	return out, nil
 }
 
+// CheckNetworks reports, without changing anything, a Docker network of one
+// of the plan's names that exists with other settings (the error
+// EnsureNetworks would return), so `up` can refuse before its first change.
+func CheckNetworks(ctx context.Context, cli client.APIClient, p *topology.Plan) error {
+	for _, s := range p.AllSegments() {
+		view := p.View(s.Name)
+		cur, err := cli.NetworkInspect(ctx, view.Docker.Network, network.InspectOptions{})
+		if errdefs.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("inspect docker network %q: %w", view.Docker.Network, err)
+		}
+		if err := mismatch(view, networkOptions(view, p.Routed()), cur); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mismatch is the error for an existing network cur that differs from want,
+// or nil.
+func mismatch(p *topology.Plan, want network.CreateOptions, cur network.Inspect) error {
+	diff := networkDiff(want, cur)
+	if len(diff) == 0 {
+		return nil
+	}
+	hint := ""
+	if cur.Labels[topology.LabelLab] == p.Lab {
+		// The lab's own network from an earlier plan (a segment added, say).
+		hint = "; Docker cannot change a network in place: run 'setup down' and " +
+			"'setup up' to recreate it"
+	}
+	return fmt.Errorf("%w: %q: %s%s", ErrMismatch, cur.Name, strings.Join(diff, "; "), hint)
+}
+
 func ensureNetwork(ctx context.Context, cli client.APIClient, p *topology.Plan, routed bool,
 ) (Network, error) {
 	before, err := checkBridge(p)
@@ -106,9 +142,8 @@ func ensureNetwork(ctx context.Context, cli client.APIClient, p *topology.Plan, 
 	cur, err := cli.NetworkInspect(ctx, nw.Name, network.InspectOptions{})
 	switch {
 	case err == nil:
-		if diff := networkDiff(want, cur); len(diff) > 0 {
-			return Network{}, fmt.Errorf("%w: %q: %s", ErrMismatch, nw.Name,
-				strings.Join(diff, "; "))
+		if err := mismatch(p, want, cur); err != nil {
+			return Network{}, err
 		}
 		nw.ID = cur.ID
 	case errdefs.IsNotFound(err):
