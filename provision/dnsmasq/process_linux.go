@@ -189,9 +189,9 @@ func Stop(stateDir string) error {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("stop dnsmasq pid %d: %w", pid, err)
 	}
-	if !waitGone(pid, cfg.Path, stopTimeout) {
+	if !waitGone(pid, stopTimeout) {
 		syscall.Kill(pid, syscall.SIGKILL)
-		if !waitGone(pid, cfg.Path, stopTimeout) {
+		if !waitGone(pid, stopTimeout) {
 			return fmt.Errorf("stop dnsmasq pid %d: still running after SIGKILL", pid)
 		}
 	}
@@ -199,15 +199,34 @@ func Stop(stateDir string) error {
 	return nil
 }
 
-func waitGone(pid int, conf string, timeout time.Duration) bool {
+// waitGone waits until process pid has exited. Its command line is not
+// enough: an exiting process loses it (exit_mm) before its sockets close
+// (exit_files), and a new dnsmasq started in that window cannot bind port
+// 53. A zombie has closed everything.
+func waitGone(pid int, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		if !isDnsmasq(pid, conf) {
+		if exited(pid) {
 			return true
 		}
 		time.Sleep(pollInterval)
 	}
 	return false
+}
+
+// exited reports whether pid is gone or a zombie (`ps -o stat` Z or X).
+func exited(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// The state follows the parenthesised command name, which may hold spaces.
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 || i+2 >= len(data) {
+		return true
+	}
+	state := data[i+2]
+	return state == 'Z' || state == 'X'
 }
 
 // running returns the pid in cfg's pid file when that process is a
