@@ -82,11 +82,13 @@ func Down(ctx context.Context, p *topology.Plan, opts Options) (*DownReport, err
 }
 
 type downRun struct {
-	plan   *topology.Plan
-	opts   *Options
-	rec    *Record
-	rep    *DownReport
-	docker *client.Client
+	// keepBridges are bridges whose Docker network could not be removed.
+	keepBridges []string
+	plan        *topology.Plan
+	opts        *Options
+	rec         *Record
+	rep         *DownReport
+	docker      *client.Client
 }
 
 func (d *downRun) close() {
@@ -146,6 +148,7 @@ func (d *downRun) containers(ctx context.Context) error {
 	}
 	d.docker = cli
 	rm, err := containers.Remove(ctx, cli, d.plan.Lab)
+	d.keepBridges = rm.KeptBridges
 	for _, c := range rm.Containers {
 		d.removed("container %s", c)
 	}
@@ -181,6 +184,11 @@ func (d *downRun) bridge(_ context.Context) error {
 	names := labBridges(d.plan)
 	var errs []error
 	for _, name := range names {
+		if slices.Contains(d.keepBridges, name) {
+			d.rep.Kept = append(d.rep.Kept, fmt.Sprintf("bridge %s (its docker network "+
+				"still has a container that is not the lab's)", name))
+			continue
+		}
 		errs = append(errs, d.removeBridge(name))
 	}
 	return errors.Join(errs...)

@@ -70,11 +70,6 @@ func dockerResidue(ctx context.Context, p *topology.Plan) []string {
 	for _, c := range list {
 		out = append(out, "container "+c.Name)
 	}
-	for _, s := range p.AllSegments() {
-		if _, err := cli.NetworkInspect(ctx, s.Docker.Network, network.InspectOptions{}); err == nil {
-			out = append(out, "docker network "+s.Docker.Network)
-		}
-	}
 	nets, err := cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(
 		filters.Arg("label", topology.LabelLab+"="+p.Lab))})
 	if err != nil {

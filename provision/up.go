@@ -142,6 +142,9 @@ func (u *upRun) checks(ctx context.Context) error {
 	if err := containers.CheckNetworks(ctx, u.docker, u.plan); err != nil {
 		return err
 	}
+	if err := containers.CheckContainers(ctx, u.docker, u.plan); err != nil {
+		return err
+	}
 	if u.vms != nil {
 		inv.LibvirtNetworks, err = u.vms.networkPrefixes()
 		if err != nil {
@@ -188,13 +191,21 @@ func (u *upRun) connectDocker(ctx context.Context) error {
 // the accept for bridged lab traffic into Docker's DOCKER-USER chain (see
 // package guard for why an accept in the lab's own table would not do).
 func (u *upRun) guard(_ context.Context) error {
-	spec := guard.SpecFromPlan(u.plan, u.opts.AllowEgress)
+	spec := u.guardSpec()
 	u.rec.created("nft", u.plan.NFTable)
-	if guardCurrent(spec) {
+	stamp := filepath.Join(StateDir(u.plan.Lab), "guard.nft")
+	text := spec.Text()
+	if old, err := os.ReadFile(stamp); err == nil && string(old) == text && guardCurrent(spec) {
 		return nil
 	}
 	res, err := guard.Ensure(spec)
 	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(StateDir(u.plan.Lab), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(stamp, []byte(text), 0o644); err != nil {
 		return err
 	}
 	mode := "dropping lab egress"
@@ -206,6 +217,19 @@ func (u *upRun) guard(_ context.Context) error {
 		u.opts.progress("guard", "%s", du)
 	}
 	return nil
+}
+
+// guardSpec is the guard the plan needs now. The management network's bridge and subnet
+// are guarded only while the lab has VMs or the network exists.
+func (u *upRun) guardSpec() guard.Spec {
+	spec := guard.SpecFromPlan(u.plan, u.opts.AllowEgress)
+	if u.vms != nil && len(u.plan.VMs()) > 0 {
+		return spec
+	}
+	if _, err := bridge.Inspect(u.plan.Management.Bridge); err == nil {
+		return spec // VMs of an earlier up may still run on it
+	}
+	return spec.WithoutManagement(u.plan)
 }
 
 // guardCurrent reports whether the lab table exists in the wanted mode and
@@ -297,7 +321,10 @@ func (u *upRun) network(ctx context.Context) error {
 			u.changed("docker network %s created on %s", n.Name, n.Bridge)
 		}
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return u.prune(ctx)
 }
 
 func (u *upRun) dns(ctx context.Context) error {

@@ -77,8 +77,9 @@ state directory, after checking that the plan with it is valid. The next
 				return fmt.Errorf("record added vm: %w", err)
 			}
 			n, _ := p.Node(args[0])
-			fmt.Fprintf(cmd.OutOrStdout(), "added vm %s (role %s) on segment %s at %s, mac %s; "+
-				"run 'setup up' to create it\n", n.Name, n.Role, p.SegmentOf(n).Name, n.IP, n.MAC)
+			fmt.Fprintln(cmd.OutOrStdout(), g.withFile(fmt.Sprintf("added vm %s (role %s) on "+
+				"segment %s at %s, mac %s; run 'go run ./setup up' to create it", n.Name, n.Role,
+				p.SegmentOf(n).Name, n.IP, n.MAC)))
 			return nil
 		},
 	}

@@ -63,7 +63,7 @@ a hint at the likely cause. Needs root (docker exec, SSH to VMs).`,
 			}
 			if len(m.Failed()) > 0 {
 				if hint := m.Hint(matrix.GatewayName); hint != "" {
-					fmt.Fprintln(cmd.ErrOrStderr(), hint)
+					fmt.Fprintln(cmd.ErrOrStderr(), g.withFile(hint))
 				}
 				return exitCode(1)
 			}

@@ -46,6 +46,9 @@ only), 2 when any error is found. Reading firewalls needs root.`,
 				return err
 			}
 			rep := doctor.NewReport(p, s)
+			for i := range rep.Findings {
+				rep.Findings[i].Fix = g.withFile(rep.Findings[i].Fix)
+			}
 			if g.json {
 				err = rep.WriteJSON(cmd.OutOrStdout())
 			} else {

@@ -32,13 +32,14 @@ type globals struct {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := newRoot().ExecuteContext(ctx); err != nil {
+	root, g := newRoot()
+	if err := root.ExecuteContext(ctx); err != nil {
 		var ec exitCode
 		if errors.As(err, &ec) {
 			// The command has said what was wrong; only the status is left.
 			os.Exit(int(ec))
 		}
-		fmt.Fprintln(os.Stderr, "setup:", err)
+		fmt.Fprintln(os.Stderr, "setup:", g.withFile(err.Error()))
 		os.Exit(1)
 	}
 }
@@ -48,7 +49,7 @@ type exitCode int
 
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
-func newRoot() *cobra.Command {
+func newRoot() (*cobra.Command, *globals) {
 	g := &globals{}
 	root := &cobra.Command{
 		Use:   "setup",
@@ -87,7 +88,7 @@ Commands that change the host need root.`,
 		newReportCmd(g),
 		newCheckCmd(g),
 	)
-	return root
+	return root, g
 }
 
 // followsRecord are the commands that act on a running lab: without -f or

@@ -288,3 +288,33 @@ func publishOnGateway(gw netip.Addr, specs []string) []string {
 	}
 	return out
 }
+
+// CheckContainers reports, without changing anything, a container of one of the plan's
+// names that is not the lab's (no label, or another lab's): EnsureContainers would refuse
+// it only after the lab's network and bridges were made.
+func CheckContainers(ctx context.Context, cli client.APIClient, p *topology.Plan) error {
+	for _, n := range p.Containers() {
+		cur, err := cli.ContainerInspect(ctx, n.Object)
+		if errdefs.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("inspect container %q: %w", n.Object, err)
+		}
+		if ownedBy(cur, p.Lab) {
+			continue
+		}
+		owner := ""
+		if cur.Config != nil {
+			owner = cur.Config.Labels[topology.LabelLab]
+		}
+		if owner != "" {
+			return fmt.Errorf("%w: container %q (node %s) belongs to lab %q: rename this lab "+
+				"or the node", ErrForeign, n.Object, n.Name, owner)
+		}
+		return fmt.Errorf("%w: container %q (node %s) exists without label %s=%s: remove it "+
+			"(docker rm -f %s) or rename the node", ErrForeign, n.Object, n.Name,
+			topology.LabelLab, p.Lab, n.Object)
+	}
+	return nil
+}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -509,5 +510,73 @@ func TestEnsureContainersLeavesForeignContainersAlone(t *testing.T) {
 	}
 	if _, err := cli.ContainerInspect(ctx, foreign.ID); err != nil {
 		t.Errorf("foreign container %s was touched: %v", name, err)
+	}
+}
+
+func TestCheckContainersRefusesForeignBeforeAnyChange(t *testing.T) {
+	cli, ctx := needDocker(t)
+	p := testPlan(t, testLab)
+	buildTestImage(t, ctx, cli)
+	cleanupLab(t, cli, p.Lab)
+	if err := CheckContainers(ctx, cli, p); err != nil {
+		t.Fatalf("CheckContainers with no container: %v", err)
+	}
+	name := p.Containers()[1].Object
+	other, err := cli.ContainerCreate(ctx, &container.Config{Image: testImage,
+		Labels: map[string]string{topology.LabelLab: "hlc-other"}}, nil, nil, nil, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cli.ContainerRemove(context.Background(), other.ID, container.RemoveOptions{Force: true})
+	})
+	err = CheckContainers(ctx, cli, p)
+	if !errors.Is(err, ErrForeign) || !strings.Contains(err.Error(), `belongs to lab "hlc-other"`) {
+		t.Fatalf("CheckContainers over another lab's %s: %v", name, err)
+	}
+}
+
+// TestPruneNetworksRemovesDroppedSegments: a lab network whose segment left the plan goes,
+// with the lab's containers on it; one that carries a container of someone else stays.
+func TestPruneNetworksRemovesDroppedSegments(t *testing.T) {
+	cli, ctx := needDocker(t)
+	p := testPlan(t, testLab)
+	buildTestImage(t, ctx, cli)
+	cleanupLab(t, cli, p.Lab)
+	labels := map[string]string{topology.LabelLab: p.Lab}
+	mkNet := func(name string) {
+		t.Helper()
+		if _, err := cli.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge",
+			Labels: labels, Internal: true}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cli.NetworkRemove(context.Background(), name) })
+	}
+	run := func(name, net string, lab map[string]string) {
+		t.Helper()
+		c, err := cli.ContainerCreate(ctx, &container.Config{Image: testImage, Labels: lab},
+			&container.HostConfig{NetworkMode: container.NetworkMode(net)}, nil, nil, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cli.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
+		})
+	}
+	mkNet("hlc-gone-net")
+	run("hlc-gone1", "hlc-gone-net", labels)
+	mkNet("hlc-held-net")
+	run("hlc-held-by-user", "hlc-held-net", nil)
+
+	pr, err := PruneNetworks(ctx, cli, p.Lab, []string{p.Docker.Network})
+	if !errors.Is(err, ErrForeign) || !strings.Contains(err.Error(), "hlc-held-by-user") {
+		t.Errorf("PruneNetworks: %v; want ErrForeign naming hlc-held-by-user", err)
+	}
+	if !slices.Equal(pr.Networks, []string{"hlc-gone-net"}) ||
+		!slices.Equal(pr.Containers, []string{"hlc-gone1"}) {
+		t.Errorf("pruned %+v; want network hlc-gone-net and container hlc-gone1", pr)
+	}
+	if _, err := cli.NetworkInspect(ctx, "hlc-held-net", network.InspectOptions{}); err != nil {
+		t.Errorf("network with a foreign container was removed: %v", err)
 	}
 }

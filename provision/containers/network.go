@@ -117,6 +117,15 @@ func CheckNetworks(ctx context.Context, cli client.APIClient, p *topology.Plan) 
 // mismatch is the error for an existing network cur that differs from want,
 // or nil.
 func mismatch(p *topology.Plan, want network.CreateOptions, cur network.Inspect) error {
+	switch owner := cur.Labels[topology.LabelLab]; {
+	case owner == "":
+		return fmt.Errorf("%w: docker network %q exists without label %s=%s: remove it "+
+			"(docker network rm %s) or rename the lab", ErrForeign, cur.Name, topology.LabelLab,
+			p.Lab, cur.Name)
+	case owner != p.Lab:
+		return fmt.Errorf("%w: docker network %q belongs to lab %q: rename this lab or the "+
+			"segment whose network takes that name", ErrForeign, cur.Name, owner)
+	}
 	diff := networkDiff(want, cur)
 	if len(diff) == 0 {
 		return nil
@@ -264,6 +273,10 @@ func networkDiff(want network.CreateOptions, cur network.Inspect) []string {
 		if !ok && (k == optICC || k == optMasquerade) {
 			have = "true" // Docker's default when the option is absent
 		}
+		if k == optMasquerade && have == "false" {
+			// Made for a lab with segments; a lab of one segment works either way.
+			continue
+		}
 		add("option "+k, have, want.Options[k])
 	}
 	for _, k := range slices.Sorted(maps.Keys(want.Labels)) {
@@ -277,16 +290,36 @@ func networkDiff(want network.CreateOptions, cur network.Inspect) []string {
 	add("subnet", c.Subnet, w.Subnet)
 	add("gateway", c.Gateway, w.Gateway)
 	add("ip-range", c.IPRange, w.IPRange)
-	add("aux-addresses", fmt.Sprint(sortedMap(c.AuxAddress)), fmt.Sprint(sortedMap(w.AuxAddress)))
+	if d := auxDiff(c.AuxAddress, w.AuxAddress); d != "" {
+		out = append(out, d)
+	}
 	return out
 }
 
-func sortedMap(m map[string]string) []string {
-	var out []string
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		out = append(out, k+"="+m[k])
+// auxDiff summarises how two aux-address maps differ: the counts and the first few entries
+// that differ (a VM block gives one entry per address, a hundred or more).
+func auxDiff(have, want map[string]string) string {
+	var diffs []string
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if have[k] != want[k] {
+			diffs = append(diffs, fmt.Sprintf("%s: have %q, want %q", k, have[k], want[k]))
+		}
 	}
-	return out
+	for _, k := range slices.Sorted(maps.Keys(have)) {
+		if _, ok := want[k]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%s: have %q, want none", k, have[k]))
+		}
+	}
+	if len(diffs) == 0 {
+		return ""
+	}
+	more := ""
+	if len(diffs) > 3 {
+		more = fmt.Sprintf(", … %d more", len(diffs)-3)
+		diffs = diffs[:3]
+	}
+	return fmt.Sprintf("aux-addresses: have %d, want %d (%s%s)", len(have), len(want),
+		strings.Join(diffs, ", "), more)
 }
 
 // labelFilter selects the objects of one lab.

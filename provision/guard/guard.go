@@ -60,6 +60,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"hybridlab/topology"
@@ -277,4 +278,23 @@ type DockerUserStatus struct {
 	ForwardPolicy string
 	// Rules are the lab's tagged accept rules.
 	Rules []RuleStatus
+}
+
+// Text is the guard as `nft list` would show it, followed by the DOCKER-USER rules, without
+// counter values: the same spec always gives the same text, so a caller can tell whether the
+// guard in place is the one it wants.
+func (s Spec) Text() string { return renderSpec(s.withDefaults()) }
+
+// WithoutManagement returns s without the management network's bridge and subnet: a lab that
+// runs no VMs has no management network, and guarding its unused subnet would drop the host's
+// own traffic to whatever else uses that range.
+func (s Spec) WithoutManagement(p *topology.Plan) Spec {
+	out := s
+	out.Bridges = slices.DeleteFunc(slices.Clone(s.Bridges), func(b string) bool {
+		return b == p.Management.Bridge
+	})
+	out.Subnets = slices.DeleteFunc(slices.Clone(s.Subnets), func(n netip.Prefix) bool {
+		return n == p.Management.Subnet.Masked()
+	})
+	return out
 }
