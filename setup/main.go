@@ -55,8 +55,10 @@ func newRoot() (*cobra.Command, *globals) {
 		Use:   "setup",
 		Short: "Build and test a hybrid lab: VMs and containers on one bridge",
 		Long: `setup builds a hybrid lab on this host: Vagrant/libvirt VMs and Docker
-containers on one shared Linux bridge and subnet, with the lab's own DNS/DHCP
-(dnsmasq) and an nftables guard that keeps lab traffic on this machine.
+containers on one shared Linux bridge and subnet (plus, if the lab file
+declares segments, more bridges and subnets that the host routes between),
+with the lab's own DNS/DHCP (dnsmasq) and an nftables guard that keeps lab
+traffic on this machine.
 
 Without -f, $HYBRIDLAB_LAB names the lab file, else the embedded default lab
 is used (see 'setup plan'). Commands that look at a running lab (down,

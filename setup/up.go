@@ -34,11 +34,18 @@ func newUpCmd(g *globals) *cobra.Command {
 
   1. installs missing Debian packages (apt-get) and starts dockerd, and
      virtlogd/libvirtd for VMs, when they are not running (no systemd needed)
-  2. refuses a plan whose subnets overlap a route, Docker or libvirt network
+  2. refuses a plan whose subnets overlap a route, Docker or libvirt network,
+     or whose bridges, Docker networks or containers exist with other
+     settings or belong to someone else - before any host change
   3. the nftables guard: lab-subnet traffic never leaves through the uplink
-  4. the bridge (fixed MAC, STP off), the Docker network bound to it
-  5. the lab dnsmasq (DNS for the lab domain, DHCP reservations for VMs)
-  6. containers and VMs (in parallel), then waits until each has its address
+  4. a bridge per segment (fixed MAC, STP off), a Docker network bound to
+     each; for several segments, routing between them (ip_forward, DOCKER-USER
+     accepts for every pair of lab bridges, no masquerade); the objects of
+     segments taken out of the lab file are removed
+  5. the lab dnsmasq (DNS for the lab domain on every gateway, DHCP
+     reservations for VMs, routes to the other segments)
+  6. the network policies, if the lab file declares any
+  7. containers and VMs (in parallel), then waits until each has its address
 
 up is idempotent: run twice, the second run changes nothing. An interrupted
 up is finished by running up again. 'setup down' removes what up made.

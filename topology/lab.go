@@ -172,7 +172,12 @@ func decodeProblem(err error) string {
 	msg := err.Error()
 	if m := unknownField.FindStringSubmatch(msg); m != nil {
 		hint := "check its spelling and indentation against topology/default.yaml"
-		if near := nearestField(m[1]); near != "" {
+		switch near := nearestField(m[1]); {
+		case near == m[1]:
+			// A real field, in the wrong place (segments take no mtu, say).
+			hint = fmt.Sprintf("%q is not allowed at that place; check its indentation "+
+				"against topology/default.yaml", m[1])
+		case near != "":
 			hint = fmt.Sprintf("did you mean %q?", near)
 		}
 		return fmt.Sprintf("unknown field %q; %s", m[1], hint)
