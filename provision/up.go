@@ -430,6 +430,13 @@ func (u *upRun) policy(_ context.Context) error {
 // nodes brings containers and VMs up at the same time: container starts
 // take seconds, VM boots (under TCG) most of a minute.
 func (u *upRun) nodes(ctx context.Context) error {
+	if vms := u.plan.VMs(); u.vms == nil && len(vms) > 0 {
+		names := make([]string, len(vms))
+		for i, n := range vms {
+			names[i] = n.Name
+		}
+		u.opts.progress("nodes", "VMs left out (--vms=false): %s", strings.Join(names, ", "))
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		acts, err := containers.EnsureContainers(gctx, u.docker, u.plan)

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"hybridlab/matrix"
 	"hybridlab/probes/remote"
 	"hybridlab/provision"
+	"hybridlab/topology"
 )
 
 func newCheckCmd(g *globals) *cobra.Command {
@@ -44,7 +46,7 @@ a hint at the likely cause. Needs root (docker exec, SSH to VMs).`,
 			}
 			eps := matrix.FromPlan(p, matrix.EndpointOptions{Docker: cli,
 				VMs: !noVMs && len(p.VMs()) > 0, HostAgent: agent})
-			eps = runningOnly(eps, liveStatus(cmd.Context(), p))
+			eps, stopped := runningOnly(eps, liveStatus(cmd.Context(), p))
 			defer matrix.Close(eps)
 			m, err := matrix.Run(cmd.Context(), p, matrix.Options{Endpoints: eps, Count: count})
 			if err != nil {
@@ -62,9 +64,15 @@ a hint at the likely cause. Needs root (docker exec, SSH to VMs).`,
 					"deny fail here by design (suites/policy compares against the policy)")
 			}
 			if len(m.Failed()) > 0 {
-				if hint := m.Hint(matrix.GatewayName); hint != "" {
+				if hint := m.Hint(matrix.GatewayName); hint != "" && p.Policies == nil {
 					fmt.Fprintln(cmd.ErrOrStderr(), g.withFile(hint))
 				}
+				return exitCode(1)
+			}
+			if len(stopped) > 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), g.withFile(fmt.Sprintf("check: container(s) %s "+
+					"declared but not running: 'go run ./setup up' starts them",
+					strings.Join(stopped, ", "))))
 				return exitCode(1)
 			}
 			return nil
@@ -76,16 +84,21 @@ a hint at the likely cause. Needs root (docker exec, SSH to VMs).`,
 	return cmd
 }
 
-// runningOnly drops the endpoints of nodes that are not running (VMs of a
-// lab brought up with --vms=false), which could only time out.
-func runningOnly(eps []matrix.Endpoint, running map[string]bool) []matrix.Endpoint {
+// runningOnly drops the endpoints of nodes that are not running, which could only time
+// out, and returns the containers among them: VMs are absent by design after
+// `up --vms=false`, a declared container is not.
+func runningOnly(eps []matrix.Endpoint, running map[string]bool) ([]matrix.Endpoint, []string) {
 	var out []matrix.Endpoint
+	var stopped []string
 	for _, e := range eps {
 		if up, planned := running[e.Name]; planned && !up {
 			fmt.Fprintf(os.Stderr, "check: %s %s is not running; left out\n", e.Kind, e.Name)
+			if e.Kind == topology.KindContainer {
+				stopped = append(stopped, e.Name)
+			}
 			continue
 		}
 		out = append(out, e)
 	}
-	return out
+	return out, stopped
 }
