@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"hybridlab/provision/libvirt"
 	"hybridlab/topology"
 )
 
@@ -263,8 +264,10 @@ func dockerLeftovers(plan *topology.Plan, s *HostState, before bool) []leftover 
 }
 
 // domainLeftovers names libvirt domains of the lab: before `up` all of
-// them, while it runs those the plan no longer has. Lab domains are named
-// LAB-NODE.
+// them, while it runs those the plan no longer has. A domain is the lab's
+// when its description carries the lab's mark, or, unmarked, when
+// vagrant-libvirt's "Source: …" names a Vagrantfile of the lab's or its name
+// is planned. Never by name prefix: lab "lab" must not claim "lab-2-base1".
 func domainLeftovers(plan *topology.Plan, s *HostState, before bool) []leftover {
 	objects := map[string]bool{}
 	for _, n := range plan.VMs() {
@@ -272,8 +275,7 @@ func domainLeftovers(plan *topology.Plan, s *HostState, before bool) []leftover 
 	}
 	var out []leftover
 	for _, d := range s.Domains {
-		mine := objects[d] || strings.HasPrefix(d, plan.Lab+"-")
-		if !mine || (!before && objects[d]) {
+		if !domainOfLab(plan.Lab, d, s.DomainDescs[d], objects) || (!before && objects[d]) {
 			continue
 		}
 		out = append(out, leftover{plan.Lab, "libvirt domain " + d, fmt.Sprintf(
@@ -291,4 +293,14 @@ func aliasLab(alias string) string {
 	}
 	lab, _, _ := strings.Cut(rest, ":")
 	return lab
+}
+
+func domainOfLab(lab, name, desc string, planned map[string]bool) bool {
+	if owner, ok := libvirt.MarkedLab(desc); ok {
+		return owner == lab
+	}
+	if src, ok := strings.CutPrefix(desc, "Source: "); ok {
+		return strings.Contains(src, "/"+lab+"/vagrant/")
+	}
+	return planned[name]
 }

@@ -48,5 +48,15 @@ func readLibvirt(ctx context.Context, _ *topology.Plan, o *Options, s *HostState
 		return err
 	}
 	s.Domains = strings.Fields(doms)
+	for _, d := range s.Domains {
+		desc, err := run(ctx, "virsh", "-c", o.LibvirtURI, "desc", d)
+		if err != nil || strings.HasPrefix(desc, "No description") {
+			continue
+		}
+		if s.DomainDescs == nil {
+			s.DomainDescs = map[string]string{}
+		}
+		s.DomainDescs[d] = strings.TrimSpace(desc)
+	}
 	return nil
 }

@@ -27,6 +27,9 @@ type HostState struct {
 	Libvirt []LibvirtNetwork `json:"libvirt,omitempty"`
 	// Domains are the names of all libvirt domains (virsh list --all).
 	Domains []string `json:"domains,omitempty"`
+	// DomainDescs are their descriptions (virsh desc), where they have one:
+	// "hybridlab:LAB" on the domains a lab makes.
+	DomainDescs map[string]string `json:"domain_descriptions,omitempty"`
 
 	Listeners []Listener `json:"listeners,omitempty"`
 	IPv6Host  IPv6Host   `json:"ipv6_host"`

@@ -118,7 +118,7 @@ func (d *downRun) vms(ctx context.Context) error {
 		return err
 	}
 	running := map[string]bool{}
-	if doms, err := v.virt.Domains(d.plan.Lab + "-"); err == nil {
+	if doms, err := v.labDomains(d.plan); err == nil {
 		for _, dom := range doms {
 			running[dom.Name] = true
 		}
@@ -291,11 +291,11 @@ func socketAnswers(path string) bool {
 	return true
 }
 
-// labNodes is every VM of the lab: the plan's, and any other domain with
-// the lab's prefix (a VM added with add-vm and since dropped from the plan).
+// labNodes is every VM of the lab: the plan's, and any other domain the
+// lab owns (a VM added with add-vm and since dropped from the plan).
 func (v *vmRun) labNodes(p *topology.Plan) ([]topology.Node, error) {
 	nodes := p.VMs()
-	doms, err := v.virt.Domains(p.Lab + "-")
+	doms, err := v.labDomains(p)
 	if err != nil {
 		return nil, err
 	}

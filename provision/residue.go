@@ -93,7 +93,7 @@ func libvirtResidue(p *topology.Plan) []string {
 	}
 	defer v.close()
 	var out []string
-	doms, err := v.virt.Domains(p.Lab + "-")
+	doms, err := v.labDomains(p)
 	if err != nil {
 		return []string{"libvirt: " + err.Error()}
 	}

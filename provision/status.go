@@ -121,7 +121,7 @@ func (s *LabStatus) readVMs(p *topology.Plan) {
 		return
 	}
 	defer v.close()
-	s.VMs, err = v.virt.Domains(p.Lab + "-")
+	s.VMs, err = v.labDomains(p)
 	if err != nil {
 		s.LibvirtErr = err.Error()
 	}

@@ -118,7 +118,7 @@ const VMDeadline = 10 * time.Minute
 // existing reports which VMs' domains run already.
 func (v *vmRun) existing(p *topology.Plan, nodes []topology.Node) map[string]bool {
 	out := map[string]bool{}
-	doms, err := v.virt.Domains(p.Lab + "-")
+	doms, err := v.labDomains(p)
 	if err != nil {
 		return out
 	}
@@ -128,6 +128,13 @@ func (v *vmRun) existing(p *topology.Plan, nodes []topology.Node) map[string]boo
 		}
 	}
 	return out
+}
+
+// labDomains lists the lab's domains: those carrying its mark, and older
+// unmarked ones that are its by their Vagrantfile or planned name. A
+// domain of another lab whose name starts with this lab's stays out.
+func (v *vmRun) labDomains(p *topology.Plan) ([]libvirt.Domain, error) {
+	return v.driver(p).Domains()
 }
 
 func (v *vmRun) driver(p *topology.Plan) *vagrant.Lab {

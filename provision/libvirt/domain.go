@@ -19,6 +19,11 @@ type Domain struct {
 	Emulator string `json:"emulator"`
 	// Type is the domain type: "qemu" (TCG) or "kvm".
 	Type string `json:"type"`
+	// Description is the domain's description (`virsh desc`); a lab's
+	// domains carry the lab's Mark there.
+	Description string `json:"description,omitempty"`
+	// Lab is the lab the description's mark names, if any.
+	Lab string `json:"lab,omitempty"`
 }
 
 // Interface is one NIC of a domain, as `virsh domiflist` shows it.
@@ -36,9 +41,10 @@ type Interface struct {
 }
 
 type domainDoc struct {
-	Type    string `xml:"type,attr"`
-	Name    string `xml:"name"`
-	Devices struct {
+	Type        string `xml:"type,attr"`
+	Name        string `xml:"name"`
+	Description string `xml:"description"`
+	Devices     struct {
 		Emulator   string `xml:"emulator"`
 		Interfaces []struct {
 			Type string `xml:"type,attr"`
@@ -62,7 +68,9 @@ func parseDomain(x string) (Domain, error) {
 	if err := xml.Unmarshal([]byte(x), &doc); err != nil {
 		return Domain{}, err
 	}
-	d := Domain{Name: doc.Name, Type: doc.Type, Emulator: doc.Devices.Emulator}
+	d := Domain{Name: doc.Name, Type: doc.Type, Emulator: doc.Devices.Emulator,
+		Description: doc.Description}
+	d.Lab, _ = MarkedLab(doc.Description)
 	for _, i := range doc.Devices.Interfaces {
 		d.Interfaces = append(d.Interfaces, Interface{
 			MAC: strings.ToLower(i.MAC.Address), Type: i.Type, Network: i.Source.Network,
@@ -79,8 +87,10 @@ var stateNames = map[golibvirt.DomainState]string{
 	golibvirt.DomainCrashed: "crashed", golibvirt.DomainPmsuspended: "pmsuspended",
 }
 
-// Domains lists the domains whose names start with prefix (the lab name
-// and "-"), sorted by name, like `virsh list --all` + `virsh domiflist`.
+// Domains lists the domains whose names start with prefix, sorted by name,
+// like `virsh list --all` + `virsh domiflist`. A name prefix does not tell
+// whose a domain is (lab names may contain '-'); select a lab's domains
+// with LabDomains.
 func (c *Conn) Domains(prefix string) ([]Domain, error) {
 	doms, _, err := c.l.ConnectListAllDomains(1, 0)
 	if err != nil {

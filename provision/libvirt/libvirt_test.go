@@ -79,7 +79,8 @@ func TestParseDomain(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Domain{Name: "hlv-base1", Type: "qemu",
-		Emulator: "/var/lib/hybridlab/cache/qemu-tcg-tb128",
+		Emulator:    "/var/lib/hybridlab/cache/qemu-tcg-tb128",
+		Description: "hybridlab:hlv", Lab: "hlv",
 		Interfaces: []Interface{
 			{MAC: "52:54:00:3a:11:02", Type: "network", Network: "hlv-mgmt", Bridge: "virbr-hlv",
 				Tap: "vnet4"},

@@ -22,7 +22,8 @@ func (c *Conn) PoolExists(name string) (bool, error) {
 }
 
 // Volumes lists the names of volumes in pool that start with prefix,
-// sorted, like `virsh vol-list POOL`. A missing pool has none.
+// sorted, like `virsh vol-list POOL`. A missing pool has none. A prefix
+// does not tell whose a volume is; see DomainVolumes.
 func (c *Conn) Volumes(pool, prefix string) ([]string, error) {
 	p, err := c.l.StoragePoolLookupByName(pool)
 	if isNotFound(err) {
@@ -48,20 +49,22 @@ func (c *Conn) Volumes(pool, prefix string) ([]string, error) {
 	return out, nil
 }
 
-// RemoveVolumes deletes every volume in pool whose name starts with
-// prefix, like `virsh vol-delete --pool POOL NAME`, and returns the names
-// deleted. A missing pool or volume is not an error.
-func (c *Conn) RemoveVolumes(pool, prefix string) ([]string, error) {
-	names, err := c.Volumes(pool, prefix)
+// RemoveVolumes deletes the named volumes in pool, like `virsh vol-delete
+// --pool POOL NAME`, and returns the names deleted. A missing pool or
+// volume is not an error.
+func (c *Conn) RemoveVolumes(pool string, names ...string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	p, err := c.l.StoragePoolLookupByName(pool)
+	if isNotFound(err) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("look up storage pool %q: %w", pool, err)
 	}
 	var done []string
 	for _, name := range names {
-		p, err := c.l.StoragePoolLookupByName(pool)
-		if err != nil {
-			return done, fmt.Errorf("look up storage pool %q: %w", pool, err)
-		}
 		vol, err := c.l.StorageVolLookupByName(p, name)
 		if isNotFound(err) {
 			continue

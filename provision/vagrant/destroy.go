@@ -13,8 +13,9 @@ import (
 
 // Destroy removes nodes' VMs: `vagrant destroy -f` in each VM directory,
 // then whatever vagrant-libvirt left (the domain, its volumes in the pool)
-// and the VM directory itself. It carries on past failures and returns
-// them all; a VM that is already gone is not an error.
+// and the VM directory itself. A domain named like a node but owned by
+// another lab (see Owner) is left alone. It carries on past failures and
+// returns them all; a VM that is already gone is not an error.
 func (l *Lab) Destroy(ctx context.Context, nodes []topology.Node, out LineFunc) error {
 	var errs []error
 	for _, n := range nodes {
@@ -29,15 +30,7 @@ func (l *Lab) destroyOne(ctx context.Context, n topology.Node, out LineFunc) err
 	if _, err := os.Stat(filepath.Join(dir, "Vagrantfile")); err == nil {
 		errs = append(errs, l.vagrant(ctx, n, out, "destroy", "-f"))
 	}
-	if err := l.virt.RemoveDomain(n.Object); err != nil {
-		errs = append(errs, err)
-	}
-	// vagrant-libvirt names a VM's disks OBJECT.img and OBJECT-vdX.qcow2.
-	for _, prefix := range []string{n.Object + ".", n.Object + "-"} {
-		if _, err := l.virt.RemoveVolumes(Pool, prefix); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	errs = append(errs, l.removeLeftovers(n))
 	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove VM dir of %q: %w", n.Name, err))
 	}
@@ -47,19 +40,34 @@ func (l *Lab) destroyOne(ctx context.Context, n topology.Node, out LineFunc) err
 	return errors.Join(errs...)
 }
 
+// removeLeftovers removes what vagrant-libvirt left of n: its domain and
+// that domain's volumes, when the domain is the lab's or already gone. A
+// domain of the same name that another lab owns stays, volumes and all.
+func (l *Lab) removeLeftovers(n topology.Node) error {
+	d, found, err := l.virt.Domain(n.Object)
+	if err != nil {
+		return err
+	}
+	if found && !l.Owner().Owns(d) {
+		return nil
+	}
+	if err := l.virt.RemoveDomain(n.Object); err != nil {
+		return err
+	}
+	_, err = l.virt.RemoveDomainVolumes(Pool, n.Object)
+	return err
+}
+
 // boxVolumeMarker is in the name of every box volume vagrant-libvirt
 // uploads into the pool.
 const boxVolumeMarker = "_vagrant_box_image_"
 
-// Teardown destroys every VM of the plan (see Destroy), removes any other
-// volume named after the lab, and the management network and storage pool
-// if this lab created them. The pool goes only when no domain at all is
-// left on the host; the box volume goes with it. It is idempotent.
+// Teardown destroys every VM of the plan (see Destroy), and removes the
+// management network and storage pool if this lab created them. The pool
+// goes only when no domain at all is left on the host; the box volume goes
+// with it. It is idempotent.
 func (l *Lab) Teardown(ctx context.Context, out LineFunc) error {
 	errs := []error{l.Destroy(ctx, l.cfg.Plan.VMs(), out)}
-	if _, err := l.virt.RemoveVolumes(Pool, l.cfg.Plan.Lab+"-"); err != nil {
-		errs = append(errs, err)
-	}
 	own, err := l.readOwnership()
 	if err != nil {
 		return errors.Join(append(errs, err)...)
@@ -94,10 +102,8 @@ func (l *Lab) removePoolIfUnused() error {
 			return nil
 		}
 	}
-	for _, v := range vols {
-		if _, err := l.virt.RemoveVolumes(Pool, v); err != nil {
-			return err
-		}
+	if _, err := l.virt.RemoveVolumes(Pool, vols...); err != nil {
+		return err
 	}
 	return l.virt.RemovePool(Pool)
 }

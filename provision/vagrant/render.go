@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"hybridlab/provision/accel"
+	"hybridlab/provision/libvirt"
 	"hybridlab/templates"
 	"hybridlab/topology"
 )
@@ -69,6 +70,7 @@ func (c Config) withDefaults() Config {
 // vagrantfileData fills the templates.
 type vagrantfileData struct {
 	Lab, Node, Role, Object string
+	Description             string
 	Box, BoxVersion         string
 	BootTimeout             int
 	Bridge, MAC             string
@@ -116,7 +118,8 @@ func Render(c Config, n topology.Node) ([]byte, error) {
 	}
 	d := vagrantfileData{
 		Lab: c.Plan.Lab, Node: n.Name, Role: n.Role, Object: n.Object,
-		Box: c.Box, BoxVersion: c.BoxVersion, BootTimeout: int(c.BootTimeout.Seconds()),
+		Description: libvirt.Mark(c.Plan.Lab),
+		Box:         c.Box, BoxVersion: c.BoxVersion, BootTimeout: int(c.BootTimeout.Seconds()),
 		Bridge: c.Plan.SegmentOf(n).Bridge.Name, MAC: n.MAC,
 		Driver: c.Accel.Driver(), TCG: c.Accel != accel.KVM,
 		Memory: n.Memory, CPUs: n.CPUs,

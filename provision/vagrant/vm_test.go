@@ -217,11 +217,18 @@ func setupLab(t *testing.T) *vmEnv {
 
 func assertGone(t *testing.T, virt *libvirt.Conn, p *topology.Plan) {
 	t.Helper()
-	if doms, err := virt.Domains(p.Lab + "-"); err != nil || len(doms) > 0 {
+	o := libvirt.Owner{Lab: p.Lab}
+	for _, n := range p.VMs() {
+		o.Planned = append(o.Planned, n.Object)
+	}
+	if doms, err := virt.LabDomains(o); err != nil || len(doms) > 0 {
 		t.Errorf("domains left after teardown: %v %v", doms, err)
 	}
-	if vols, err := virt.Volumes(vagrant.Pool, p.Lab+"-"); err != nil || len(vols) > 0 {
-		t.Errorf("volumes left after teardown: %v %v", vols, err)
+	for _, n := range p.VMs() {
+		vols, err := virt.DomainVolumes(vagrant.Pool, n.Object)
+		if err != nil || len(vols) > 0 {
+			t.Errorf("volumes of %s left after teardown: %v %v", n.Object, vols, err)
+		}
 	}
 	if err := exec.Command("virsh", "-c", "qemu:///system", "net-info",
 		p.Management.Network).Run(); err == nil {
@@ -294,6 +301,10 @@ func TestBaseVMOnLabBridge(t *testing.T) {
 	d, ok, err := e.virt.Domain(n.Object)
 	if err != nil || !ok {
 		t.Fatalf("domain %s: %v %v", n.Object, ok, err)
+	}
+	if d.Lab != e.plan.Lab {
+		t.Errorf("domain %s carries the mark of lab %q, want %q (description %q)", n.Object,
+			d.Lab, e.plan.Lab, d.Description)
 	}
 	var onBridge bool
 	for _, i := range d.Interfaces {
