@@ -119,11 +119,7 @@ func busyboxImage(t *testing.T) string {
 // cleared by its fix.
 func TestEndpointDriftOnDocker(t *testing.T) {
 	requireDocker(t)
-	lab, err := topology.Parse([]byte(dockerLab))
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := topology.NewPlan(lab)
+	plan, err := topology.PlanYAML([]byte(dockerLab))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,11 +16,7 @@ func testPlan(t *testing.T) *topology.Plan {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lab, err := topology.Parse(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := topology.NewPlan(lab)
+	plan, err := topology.PlanYAML(b)
 	if err != nil {
 		t.Fatal(err)
 	}

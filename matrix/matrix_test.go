@@ -108,17 +108,13 @@ func flagValue(args []string, name string) string {
 
 func testPlan(t *testing.T) *topology.Plan {
 	t.Helper()
-	lab, err := topology.Parse([]byte(`name: mt
+	p, err := topology.PlanYAML([]byte(`name: mt
 bridge: br-mt
 subnet: 10.0.50.0/24
 management: {subnet: 10.0.51.0/24}
 vms: [{name: vm1}]
 containers: [{name: c1}, {name: c2}]
 `))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := topology.NewPlan(lab)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +316,7 @@ func TestHintNamesTheCause(t *testing.T) {
 // (10.0.52.0/24) with e1.
 func routedPlan(t *testing.T) *topology.Plan {
 	t.Helper()
-	lab, err := topology.Parse([]byte(`name: mt
+	p, err := topology.PlanYAML([]byte(`name: mt
 bridge: br-mt
 subnet: 10.0.50.0/24
 management: {subnet: 10.0.51.0/24}
@@ -328,10 +324,6 @@ segments: [{name: edge, bridge: br-mt-edge, subnet: 10.0.52.0/24}]
 vms: [{name: vm1}]
 containers: [{name: c1}, {name: e1, segment: edge}]
 `))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := topology.NewPlan(lab)
 	if err != nil {
 		t.Fatal(err)
 	}

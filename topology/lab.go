@@ -258,3 +258,13 @@ func Load(path string) (*Lab, error) {
 	}
 	return lab, nil
 }
+
+// PlanYAML parses a lab description and computes its plan: Parse then
+// NewPlan, for callers that hold the YAML text rather than a file.
+func PlanYAML(data []byte) (*Plan, error) {
+	lab, err := Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return NewPlan(lab)
+}

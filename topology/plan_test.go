@@ -16,11 +16,7 @@ var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
 func mustPlan(t *testing.T, yaml string) *topology.Plan {
 	t.Helper()
-	lab, err := topology.Parse([]byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := topology.NewPlan(lab)
+	p, err := topology.PlanYAML([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}

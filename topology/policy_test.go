@@ -93,12 +93,8 @@ func TestResolveNilPolicies(t *testing.T) {
 // fails resolution instead of silently matching nothing.
 func TestResolveAgainstOtherPlan(t *testing.T) {
 	_, pol := policyPlan(t)
-	other, err := topology.Parse([]byte("name: o\nsubnet: 10.0.11.0/24\nbridge: hlybr1\n" +
+	op, err := topology.PlanYAML([]byte("name: o\nsubnet: 10.0.11.0/24\nbridge: hlybr1\n" +
 		"management: {subnet: 10.0.12.0/24}\ncontainers: [{name: x}]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	op, err := topology.NewPlan(other)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -149,12 +149,8 @@ func TestSnapshotDiff(t *testing.T) {
 }
 
 func TestSpecFromPlan(t *testing.T) {
-	lab, err := topology.Parse([]byte("name: hlt\nbridge: hltbr0\nsubnet: 10.77.0.0/24\n" +
+	plan, err := topology.PlanYAML([]byte("name: hlt\nbridge: hltbr0\nsubnet: 10.77.0.0/24\n" +
 		"mtu: 1400\ncontainers:\n  - name: c1\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := topology.NewPlan(lab)
 	if err != nil {
 		t.Fatal(err)
 	}

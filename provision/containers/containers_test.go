@@ -53,11 +53,7 @@ containers:
 
 func testPlan(t *testing.T, yaml string) *topology.Plan {
 	t.Helper()
-	lab, err := topology.Parse([]byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := topology.NewPlan(lab)
+	p, err := topology.PlanYAML([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}

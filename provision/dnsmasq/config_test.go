@@ -34,35 +34,38 @@ containers:
 
 func testPlan(t *testing.T, yaml string) *topology.Plan {
 	t.Helper()
-	lab, err := topology.Parse([]byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := topology.NewPlan(lab)
+	p, err := topology.PlanYAML([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
+// TestRenderMatchesGolden renders a one-segment lab (hlc) and a routed lab
+// of two segments (hld, see segments_test.go) and compares each with its
+// golden file; -update rewrites them.
 func TestRenderMatchesGolden(t *testing.T) {
-	cfg, err := Render(testPlan(t, testLab), "/var/lib/hybridlab/hlc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden := filepath.Join("testdata", "hlc.conf")
-	if *update {
-		if err := os.WriteFile(golden, []byte(cfg.Text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if cfg.Text != string(want) {
-		t.Errorf("rendered config differs from %s (run with -update after checking):\n%s",
-			golden, cfg.Text)
+	for _, tt := range []struct{ lab, yaml string }{{"hlc", testLab}, {"hld", routedLab}} {
+		t.Run(tt.lab, func(t *testing.T) {
+			cfg, err := Render(testPlan(t, tt.yaml), "/var/lib/hybridlab/"+tt.lab)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", tt.lab+".conf")
+			if *update {
+				if err := os.WriteFile(golden, []byte(cfg.Text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if cfg.Text != string(want) {
+				t.Errorf("rendered config differs from %s (run with -update after checking):\n%s",
+					golden, cfg.Text)
+			}
+		})
 	}
 }
 

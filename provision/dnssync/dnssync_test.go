@@ -45,11 +45,7 @@ const recordTimeout = 5 * time.Second
 
 func testPlan(t *testing.T) *topology.Plan {
 	t.Helper()
-	lab, err := topology.Parse([]byte(routedLab))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := topology.NewPlan(lab)
+	p, err := topology.PlanYAML([]byte(routedLab))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func golden(t *testing.T, name, got string) {
 
 func testPlan(t *testing.T) *topology.Plan {
 	t.Helper()
-	lab, err := topology.Parse([]byte(`name: hlt
+	p, err := topology.PlanYAML([]byte(`name: hlt
 bridge: hltbr0
 subnet: 10.77.1.0/24
 management:
@@ -44,10 +44,6 @@ management:
 containers:
   - name: c1
 `))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := topology.NewPlan(lab)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +142,7 @@ func TestExplain(t *testing.T) {
 }
 
 func TestRulesFromRoutedPlan(t *testing.T) {
-	lab, err := topology.Parse([]byte(`name: hlt
+	p, err := topology.PlanYAML([]byte(`name: hlt
 bridge: hltbr0
 subnet: 10.77.1.0/24
 management: {subnet: 10.77.9.0/24, bridge: hltmgmt0}
@@ -154,10 +150,6 @@ segments:
   - {name: far, bridge: hltbr1, subnet: 10.77.5.0/24}
 containers: [{name: c1}, {name: c2, segment: far}]
 `))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := topology.NewPlan(lab)
 	if err != nil {
 		t.Fatal(err)
 	}

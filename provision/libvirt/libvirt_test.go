@@ -34,7 +34,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 func testPlan(t *testing.T) *topology.Plan {
 	t.Helper()
-	lab, err := topology.Parse([]byte(`
+	p, err := topology.PlanYAML([]byte(`
 name: hlv
 bridge: br-hlv
 subnet: 10.0.2.0/24
@@ -44,10 +44,6 @@ management:
 vms:
   - name: base1
 `))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := topology.NewPlan(lab)
 	if err != nil {
 		t.Fatal(err)
 	}

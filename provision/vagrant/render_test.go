@@ -33,11 +33,7 @@ vms:
 
 func testPlan(t *testing.T) *topology.Plan {
 	t.Helper()
-	lab, err := topology.Parse([]byte(testLab))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := topology.NewPlan(lab)
+	p, err := topology.PlanYAML([]byte(testLab))
 	if err != nil {
 		t.Fatal(err)
 	}
