@@ -87,6 +87,13 @@ const (
 // Priority of both lab chains: just before the filter chains.
 const Priority = -10
 
+// ChainNAT masquerades lab egress under AllowEgress, at NATPriority: just
+// before iptables-nft's POSTROUTING (srcnat, 100).
+const (
+	ChainNAT    = "egress_nat"
+	NATPriority = 99
+)
+
 // ErrInvalidSpec is wrapped by Ensure when the spec cannot be applied.
 var ErrInvalidSpec = errors.New("invalid guard spec")
 

@@ -208,12 +208,18 @@ func TestKernelEgressGuard(t *testing.T) {
 		t.Error("lab-sourced host packet not counted by egress_output")
 	}
 
+	// The outside knows no route to the lab, like a real uplink: only the guard's own
+	// masquerade under AllowEgress lets replies come back.
+	in(t, ns["out"], "ip", "route", "del", "10.77.1.0/24")
 	spec.AllowEgress = true
 	if _, err := Ensure(spec); err != nil {
 		t.Fatalf("Ensure with AllowEgress: %v", err)
 	}
 	if !pings(ns["lab"], "10.77.200.2") {
 		t.Error("with AllowEgress the lab node still cannot reach the fake outside")
+	}
+	if !pings(ns["lab"], "10.77.1.1") {
+		t.Error("with AllowEgress the lab node cannot reach its gateway (masqueraded?)")
 	}
 	st, err := Status("hltg")
 	if err != nil {

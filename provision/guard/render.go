@@ -39,6 +39,8 @@ func renderRule(exprs []expr.Any, comment string) string {
 			parts = append(parts, verdictName(e))
 		case *expr.Match:
 			parts = append(parts, "xt match "+e.Name)
+		case *expr.Masq:
+			parts = append(parts, "masquerade")
 		case *expr.Target:
 			parts = append(parts, "xt target "+e.Name)
 		default:
@@ -159,8 +161,8 @@ func renderSpec(s Spec) string {
 	t, chains := labTable(s)
 	fmt.Fprintf(&b, "table inet %s {\n", t.Name)
 	for _, c := range chains {
-		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority %d; policy accept;\n",
-			c.chain.Name, hookName(c.chain.Hooknum), *c.chain.Priority)
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype %s hook %s priority %d; policy accept;\n",
+			c.chain.Name, c.chain.Type, hookName(c.chain.Hooknum), *c.chain.Priority)
 		for _, r := range c.rules {
 			fmt.Fprintf(&b, "\t\t%s\n", renderRule(r.exprs, r.comment))
 		}
@@ -184,6 +186,8 @@ func hookName(h *nftables.ChainHook) string {
 		return "none"
 	case *h == *nftables.ChainHookForward:
 		return "forward"
+	case *h == *nftables.ChainHookPostrouting:
+		return "postrouting"
 	case *h == *nftables.ChainHookOutput:
 		return "output"
 	case *h == *nftables.ChainHookInput:

@@ -59,7 +59,40 @@ func labTable(s Spec) (*nftables.Table, []chainRules) {
 	for _, p := range s.Subnets {
 		out.rules = append(out.rules, egressRule(s, source(p), "host sends as lab "+p.String()))
 	}
-	return t, []chainRules{fwd, out}
+	if !s.AllowEgress {
+		return t, []chainRules{fwd, out}
+	}
+	return t, []chainRules{fwd, out, natChain(s, t)}
+}
+
+// natChain masquerades, under --allow-egress, lab traffic leaving through an interface
+// other than the lab's: a lab of several segments has Docker's own masquerade turned off
+// (it would rewrite traffic between segments too), and without it no reply could come back.
+// Traffic between lab bridges returns unchanged. Priority srcnat - 1 puts it before
+// iptables-nft's POSTROUTING.
+func natChain(s Spec, t *nftables.Table) chainRules {
+	c := chainRules{chain: &nftables.Chain{
+		Name: ChainNAT, Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum:  nftables.ChainHookPostrouting,
+		Priority: nftables.ChainPriorityRef(NATPriority),
+		Policy:   policyRef(nftables.ChainPolicyAccept),
+	}}
+	for _, name := range append([]string{"lo"}, s.Bridges...) {
+		c.rules = append(c.rules, rule{
+			exprs:   concat(ifname(expr.MetaKeyOIFNAME, name), verdict(expr.VerdictReturn)),
+			comment: "to " + name + ": no translation",
+		})
+	}
+	for _, p := range s.Subnets {
+		if !p.Addr().Is4() {
+			continue
+		}
+		c.rules = append(c.rules, rule{
+			exprs:   concat(source(p), []expr.Any{&expr.Counter{}, &expr.Masq{}}),
+			comment: "egress allowed: masquerade lab source " + p.String(),
+		})
+	}
+	return c
 }
 
 // egressRule counts, and unless egress is allowed drops, what match
