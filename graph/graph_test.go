@@ -50,6 +50,13 @@ func singlePlan(t testing.TB) *topology.Plan {
 		}
 	}
 	lab.Containers = ctrs
+	var vms []topology.VM
+	for _, vm := range lab.VMs {
+		if vm.Segment == "" || vm.Segment == topology.MainSegment {
+			vms = append(vms, vm)
+		}
+	}
+	lab.VMs = vms
 	p, err := topology.NewPlan(lab)
 	if err != nil {
 		t.Fatal(err)

@@ -41,6 +41,7 @@ func TestDefaultPlanNodes(t *testing.T) {
 			"hybrid-client"},
 		{"probe", "container", "container", "10.0.1.251", "02:42:0a:00:01:fb", "probe.lab",
 			"hybrid-probe"},
+		{"base2", "vm", "base", "10.0.20.10", "52:54:0a:00:14:0a", "base2.lab", "hybrid-base2"},
 		{"edge1", "container", "container", "10.0.20.254", "02:42:0a:00:14:fe", "edge1.lab",
 			"hybrid-edge1"},
 	}

@@ -146,6 +146,10 @@ func routedPaths(l *labctl.Lab) []bench.Path {
 				bench.RunnerPath("container-vm-routed", nil, l.Agent(far), vms[0].IP.String()),
 				bench.RunnerPath("vm-container-routed", nil, l.Agent(vms[0]), far.IP.String()))
 		}
+		if far, ok := nodeOffSegment(vms, vms[0].Segment); ok {
+			out = append(out,
+				bench.RunnerPath("vm-vm-routed", nil, l.Agent(vms[0]), far.IP.String()))
+		}
 	}
 	return out
 }
