@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -44,6 +45,16 @@ type Options struct {
 	Agent string
 	// Rebuild ignores a cached box with the same inputs.
 	Rebuild bool
+	// KeepOld stops Build from pruning the other versions (see Prune)
+	// after it built a new one.
+	KeepOld bool
+	// Pool is the libvirt storage pool vagrant-libvirt uploads the box to
+	// (vagrant.Pool if empty).
+	Pool string
+	// Virt reaches libvirt for Prune; nil dials libvirtd's socket.
+	Virt Virt
+	// DryRun makes Prune report what it would remove, removing nothing.
+	DryRun bool
 	// Progress receives a person-readable line per step and the output of
 	// the long-running tools. Nil discards it.
 	Progress io.Writer
@@ -66,6 +77,10 @@ type Box struct {
 	BuildTime time.Duration `json:"build_time"`
 	// Cached is true when Build found the box already built.
 	Cached bool `json:"-"`
+	// Pruned is what Build's prune after a new build removed and kept;
+	// PruneErr is why that prune failed. A failed prune fails no build.
+	Pruned   *Pruned `json:"-"`
+	PruneErr error   `json:"-"`
 }
 
 // ErrNoVagrantKey means the vagrant package's insecure key is missing.
@@ -77,7 +92,9 @@ var ErrNoVagrantKey = errors.New("vagrant insecure key not found")
 // checks the cache and Vagrant's box list. It needs root (mmdebstrap
 // --mode=root, chroot) and network access to the Debian mirror when it
 // builds. Nothing is left behind but the cache directory and the box in
-// VagrantHome.
+// VagrantHome. After building a new version it prunes the others that
+// nothing uses (see Prune) unless KeepOld is set, and reports that in the
+// Box's Pruned and PruneErr.
 func Build(ctx context.Context, opts Options) (*Box, error) {
 	opts = opts.withDefaults()
 	c, err := loadCustomization(opts.Agent)
@@ -107,7 +124,29 @@ func Build(ctx context.Context, opts Options) (*Box, error) {
 	if err := add(ctx, opts, b); err != nil {
 		return nil, err
 	}
+	if !b.Cached && !opts.KeepOld {
+		pruneAfterBuild(ctx, opts, b)
+	}
 	return b, nil
+}
+
+// pruneAfterBuild prunes the versions other than b's, with the cache lock
+// Build holds, and records the outcome in b.
+func pruneAfterBuild(ctx context.Context, opts Options, b *Box) {
+	pr, err := prune(ctx, opts, b.Version)
+	b.Pruned, b.PruneErr = &pr, err
+	for _, v := range pr.Removed {
+		progress(opts.Progress, "box %s %s: pruned (%d MB)", b.Name, v.Version, v.Bytes>>20)
+	}
+	for _, v := range pr.Kept {
+		if v.Version != b.Version {
+			progress(opts.Progress, "box %s %s: kept: %s", b.Name, v.Version,
+				strings.Join(v.Why, "; "))
+		}
+	}
+	if err != nil {
+		progress(opts.Progress, "box %s: prune: %v", b.Name, err)
+	}
 }
 
 func (o Options) withDefaults() Options {
@@ -122,6 +161,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
+	}
+	if o.Pool == "" {
+		o.Pool = vagrant.Pool
 	}
 	return o
 }

@@ -174,41 +174,6 @@ func TestBuildAndCache(t *testing.T) {
 	t.Logf("cached Build took %s", time.Since(start))
 }
 
-// TestPruneKeepsOnlyTheGivenBuild runs Prune on a fake cache and a fake
-// VAGRANT_HOME (emptied version directories need no vagrant call).
-func TestPruneKeepsOnlyTheGivenBuild(t *testing.T) {
-	cache, home := t.TempDir(), t.TempDir()
-	mk := func(key, version string) *Box {
-		b := &Box{Name: DefaultName, Version: version, Key: key, Dir: filepath.Join(cache, key)}
-		b.File = filepath.Join(b.Dir, "x.box")
-		os.MkdirAll(b.Dir, 0o755)
-		os.WriteFile(b.File, nil, 0o644)
-		if err := writeRecord(b); err != nil {
-			t.Fatal(err)
-		}
-		os.MkdirAll(filepath.Join(home, "boxes", "hybridlab-VAGRANTSLASH-debian12", version), 0o755)
-		return b
-	}
-	keep := mk("aaaa", "1.0.1")
-	old := mk("bbbb", "1.0.2")
-	other := &Box{Name: "someone/else", Dir: filepath.Join(cache, "cccc")}
-	other.File = filepath.Join(other.Dir, "x.box")
-	os.MkdirAll(other.Dir, 0o755)
-	os.WriteFile(other.File, nil, 0o644)
-	writeRecord(other)
-	if _, err := Prune(context.Background(), Options{CacheDir: cache, VagrantHome: home},
-		keep); err != nil {
-		t.Fatal(err)
-	}
-	for dir, want := range map[string]bool{keep.Dir: true, old.Dir: false, other.Dir: true,
-		filepath.Join(home, "boxes", "hybridlab-VAGRANTSLASH-debian12", "1.0.2"): false,
-		filepath.Join(home, "boxes", "hybridlab-VAGRANTSLASH-debian12", "1.0.1"): true} {
-		if _, err := os.Stat(dir); (err == nil) != want {
-			t.Errorf("%s exists = %v, want %v", dir, err == nil, want)
-		}
-	}
-}
-
 func tail(s string) string {
 	if len(s) > 4000 {
 		return s[len(s)-4000:]
