@@ -243,6 +243,14 @@ func (d *downRun) guard(_ context.Context) error {
 	if err != nil {
 		return err
 	}
+	if left := bridgesLeft(d.plan); len(left) > 0 && st.Present {
+		// Without the guard, nodes still on a kept bridge could send lab traffic out of
+		// the host: it stays until the last lab bridge goes.
+		d.rep.Kept = append(d.rep.Kept, fmt.Sprintf("nft table inet %s and its DOCKER-USER "+
+			"accepts (bridge %s is still there; the guard stays until it goes)", st.Table,
+			strings.Join(left, ", ")))
+		return nil
+	}
 	if err := guard.Remove(d.plan.Lab); err != nil {
 		return err
 	}
@@ -311,4 +319,15 @@ func (v *vmRun) labNodes(p *topology.Plan) ([]topology.Node, error) {
 		}
 	}
 	return nodes, nil
+}
+
+// bridgesLeft lists the lab's bridges that still exist with the lab's tag.
+func bridgesLeft(p *topology.Plan) []string {
+	var out []string
+	for _, name := range labBridges(p) {
+		if st, err := bridge.Inspect(name); err == nil && st.Lab() == p.Lab {
+			out = append(out, name)
+		}
+	}
+	return out
 }

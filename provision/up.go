@@ -145,13 +145,29 @@ func (u *upRun) checks(ctx context.Context) error {
 	if err := containers.CheckContainers(ctx, u.docker, u.plan); err != nil {
 		return err
 	}
+	if err := containers.CheckImages(ctx, u.docker, u.plan); err != nil {
+		return err
+	}
+	if u.wantsVMs() {
+		if err := u.vms.checkDomains(u.plan); err != nil {
+			return err
+		}
+	}
 	if u.vms != nil {
 		inv.LibvirtNetworks, err = u.vms.networkPrefixes()
 		if err != nil {
 			return err
 		}
 	}
-	if conflicts := topology.HostConflicts(u.plan, inv); len(conflicts) > 0 {
+	var conflicts []topology.Conflict
+	for _, c := range topology.HostConflicts(u.plan, inv) {
+		// A lab without VMs this time makes no management network: its subnet is not used.
+		if c.Field == "management.subnet" && !u.wantsVMs() {
+			continue
+		}
+		conflicts = append(conflicts, c)
+	}
+	if len(conflicts) > 0 {
 		lines := make([]string, len(conflicts))
 		for i, c := range conflicts {
 			lines[i] = c.String()
@@ -219,11 +235,14 @@ func (u *upRun) guard(_ context.Context) error {
 	return nil
 }
 
+// wantsVMs reports whether this up creates the plan's VMs.
+func (u *upRun) wantsVMs() bool { return u.vms != nil && len(u.plan.VMs()) > 0 }
+
 // guardSpec is the guard the plan needs now. The management network's bridge and subnet
 // are guarded only while the lab has VMs or the network exists.
 func (u *upRun) guardSpec() guard.Spec {
 	spec := guard.SpecFromPlan(u.plan, u.opts.AllowEgress)
-	if u.vms != nil && len(u.plan.VMs()) > 0 {
+	if u.wantsVMs() {
 		return spec
 	}
 	if _, err := bridge.Inspect(u.plan.Management.Bridge); err == nil {
@@ -441,6 +460,9 @@ func (u *upRun) nodes(ctx context.Context) error {
 	g.Go(func() error {
 		acts, err := containers.EnsureContainers(gctx, u.docker, u.plan)
 		for _, a := range acts {
+			if a.Action == "" {
+				continue // failed before it acted: the error says why
+			}
 			u.rec.created("container", a.Name)
 			if a.Action != containers.ActionKept {
 				u.changed("container %s %s", a.Name, a.Action)

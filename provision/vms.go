@@ -176,3 +176,27 @@ func leaseCheck(stateDir string) vagrant.LeaseCheck {
 func vagrantLines(w io.Writer) vagrant.LineFunc {
 	return func(node, line string) { fmt.Fprintf(w, "%s: %s\n", node, line) }
 }
+
+// checkDomains refuses planned VM domain names that a libvirt domain of someone else holds:
+// vagrant-libvirt would fail on them only after the lab's network half was made.
+func (v *vmRun) checkDomains(p *topology.Plan) error {
+	all, err := v.virt.Domains("")
+	if err != nil {
+		return err
+	}
+	owner := v.driver(p).Owner()
+	for _, n := range p.VMs() {
+		for _, d := range all {
+			if d.Name != n.Object || owner.Owns(d) {
+				continue
+			}
+			who := "something else"
+			if lab, ok := libvirt.MarkedLab(d.Description); ok {
+				who = fmt.Sprintf("lab %q", lab)
+			}
+			return fmt.Errorf("libvirt domain %q (vm %s) belongs to %s: rename this lab or "+
+				"the vm", d.Name, n.Name, who)
+		}
+	}
+	return nil
+}

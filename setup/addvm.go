@@ -59,6 +59,12 @@ state directory, after checking that the plan with it is valid. The next
 			if err != nil {
 				return err
 			}
+			if p0, err := g.loadPlan(); err == nil {
+				if n, taken := p0.Node(args[0]); taken {
+					return fmt.Errorf("add vm %q: the lab has a %s of that name; pick another "+
+						"name", args[0], n.Kind)
+				}
+			}
 			extra = append(extra, topology.VM{Name: args[0], Role: role, Memory: memory,
 				Segment: segment})
 			lab.VMs = append(lab.VMs, extra...)

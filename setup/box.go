@@ -41,6 +41,9 @@ as a user.`,
 			if os.Geteuid() != 0 {
 				return errors.New("box runs mmdebstrap and chroot and needs root")
 			}
+			if dryRun && !prune {
+				return errors.New("--dry-run goes with --prune (a build has no dry run)")
+			}
 			log := prefixWriter(os.Stderr, "    | ")
 			if prune {
 				return runPrune(cmd.Context(), cmd.OutOrStdout(), log, dryRun)

@@ -46,7 +46,8 @@ a hint at the likely cause. Needs root (docker exec, SSH to VMs).`,
 			}
 			eps := matrix.FromPlan(p, matrix.EndpointOptions{Docker: cli,
 				VMs: !noVMs && len(p.VMs()) > 0, HostAgent: agent})
-			eps, stopped := runningOnly(eps, liveStatus(cmd.Context(), p))
+			live := liveStatus(cmd.Context(), p)
+			eps, stopped := runningOnly(eps, live)
 			defer matrix.Close(eps)
 			m, err := matrix.Run(cmd.Context(), p, matrix.Options{Endpoints: eps, Count: count})
 			if err != nil {
@@ -70,9 +71,13 @@ a hint at the likely cause. Needs root (docker exec, SSH to VMs).`,
 				return exitCode(1)
 			}
 			if len(stopped) > 0 {
+				up := "go run ./setup up"
+				if !anyVMRunning(p, live) {
+					up += " --vms=false" // the lab was brought up without its VMs
+				}
 				fmt.Fprintln(cmd.ErrOrStderr(), g.withFile(fmt.Sprintf("check: container(s) %s "+
-					"declared but not running: 'go run ./setup up' starts them",
-					strings.Join(stopped, ", "))))
+					"declared but not running: '%s' starts them", strings.Join(stopped, ", "),
+					up)))
 				return exitCode(1)
 			}
 			return nil
@@ -82,6 +87,16 @@ a hint at the likely cause. Needs root (docker exec, SSH to VMs).`,
 	cmd.Flags().IntVar(&count, "count", 10, "requests per TCP/UDP probe")
 	cmd.Flags().BoolVar(&noVMs, "no-vms", false, "leave the VMs out")
 	return cmd
+}
+
+// anyVMRunning reports whether one of the plan's VMs runs.
+func anyVMRunning(p *topology.Plan, live map[string]bool) bool {
+	for _, n := range p.VMs() {
+		if live[n.Name] {
+			return true
+		}
+	}
+	return false
 }
 
 // runningOnly drops the endpoints of nodes that are not running, which could only time

@@ -17,7 +17,16 @@ func (g *globals) withFile(text string) string {
 	if g.labFile == "" || strings.Contains(text, "-f "+g.labFile) {
 		return text
 	}
-	return setupCommand.ReplaceAllString(text, "${1} -f "+shellQuote(g.labFile))
+	var b strings.Builder
+	last := 0
+	for _, m := range setupCommand.FindAllStringIndex(text, -1) {
+		b.WriteString(text[last:m[1]])
+		if !strings.HasPrefix(text[m[1]:], " -f ") {
+			b.WriteString(" -f " + shellQuote(g.labFile))
+		}
+		last = m[1]
+	}
+	return b.String() + text[last:]
 }
 
 // shellQuote quotes a path for a shell when it needs it.

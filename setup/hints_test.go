@@ -13,6 +13,8 @@ func TestWithFile(t *testing.T) {
 		{"/tmp/l.yaml", "run 'setup down' and 'setup up' to recreate it",
 			"run 'setup down -f /tmp/l.yaml' and 'setup up -f /tmp/l.yaml' to recreate it"},
 		{"/tmp/l.yaml", "setup upgrade is not a command", "setup upgrade is not a command"},
+		{"/tmp/l.yaml", "if lab x is not running: go run ./setup down -f <its lab file>",
+			"if lab x is not running: go run ./setup down -f <its lab file>"},
 	}
 	for _, tt := range tests {
 		g := &globals{labFile: tt.file}

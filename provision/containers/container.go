@@ -318,3 +318,26 @@ func CheckContainers(ctx context.Context, cli client.APIClient, p *topology.Plan
 	}
 	return nil
 }
+
+// CheckImages reports, without changing anything, a container whose image is not on this
+// host. The lab pulls nothing (no registry is reachable); the default image is built by up.
+func CheckImages(ctx context.Context, cli client.APIClient, p *topology.Plan) error {
+	seen := map[string]bool{}
+	for _, n := range p.Containers() {
+		ref := imageRef(n)
+		if ref == topology.DefaultImage || seen[ref] {
+			continue
+		}
+		seen[ref] = true
+		_, err := cli.ImageInspect(ctx, ref)
+		if errdefs.IsNotFound(err) {
+			return fmt.Errorf("container %q: image %q is not on this host, and the lab pulls "+
+				"nothing: load or build it first (docker load, docker import, docker build), "+
+				"or drop image: to use %s", n.Name, ref, topology.DefaultImage)
+		}
+		if err != nil {
+			return fmt.Errorf("inspect image %q: %w", ref, err)
+		}
+	}
+	return nil
+}
