@@ -191,6 +191,29 @@ var _ = Describe("setup up --vms=false", labels.Provision, labels.Root, labels.D
 			})
 		})
 
+		It("keeps the guard while a foreign container holds a lab bridge, then removes all", func() {
+			seg := plan.AllSegments()[len(plan.AllSegments())-1]
+			const foreign = "hl-foreign"
+			By(fmt.Sprintf("starting %s (no lab label) on %s", foreign, seg.Docker.Network))
+			_, err := labctl.Run("docker", "run", "-d", "--name", foreign, "--network",
+				seg.Docker.Network, topology.DefaultImage, "/usr/local/bin/probe", "serve")
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(func() { _, _ = labctl.Run("docker", "rm", "-f", foreign) })
+
+			s := labctl.Setup(setupBin, "down")
+			Eventually(s, labctl.Down).Should(gexec.Exit(1))
+			Expect(string(s.Err.Contents())).To(ContainSubstring(foreign))
+			By("finding the guard and the kept bridge still there")
+			_, err = labctl.Run("nft", "list", "table", "inet", plan.NFTable)
+			Expect(err).NotTo(HaveOccurred(), "down removed the guard while %s stays",
+				seg.Bridge.Name)
+			_, err = labctl.Run("ip", "link", "show", seg.Bridge.Name)
+			Expect(err).NotTo(HaveOccurred())
+
+			_, err = labctl.Run("docker", "rm", "-f", foreign)
+			Expect(err).NotTo(HaveOccurred())
+		})
+
 		It("removes everything with down and leaves no residue", func() {
 			labctl.MustSetup(setupBin, labctl.Down, "down")
 			after, err := hostsnap.Take(context.Background())
