@@ -589,3 +589,27 @@ func joinAddrs(as []netip.Addr) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// Preflight runs up's checks that can refuse the plan — host overlaps, bridges, Docker
+// networks, containers and images, VM domains of the plan's names — and changes nothing. It
+// starts no daemon and installs nothing: a daemon that is not running is skipped and named in
+// the returned notes, whose checks then did not run. `up --dry-run` calls it.
+func Preflight(ctx context.Context, p *topology.Plan, opts Options) (notes []string, err error) {
+	u := &upRun{plan: p, opts: &opts, rec: &Record{Lab: p.Lab}}
+	defer u.close()
+	if !socketAnswers(dockerSocket) {
+		return []string{"dockerd is not running: Docker networks, containers and images " +
+			"not checked ('setup deps' starts it)"}, nil
+	}
+	if opts.VMs && len(p.VMs()) > 0 {
+		if socketAnswers(LibvirtSocket) {
+			if u.vms, err = newVMRun(); err != nil {
+				return nil, err
+			}
+		} else {
+			notes = append(notes, "libvirtd is not running: libvirt networks and VM domains "+
+				"not checked")
+		}
+	}
+	return notes, u.checks(ctx)
+}

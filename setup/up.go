@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -123,6 +124,19 @@ func printDryRun(w io.Writer, g *globals, p *topology.Plan, opts provision.Optio
 		}{p, actions})
 	}
 	printPlan(w, p)
+	if os.Geteuid() == 0 {
+		notes, err := provision.Preflight(context.Background(), p, opts)
+		for _, n := range notes {
+			fmt.Fprintf(w, "\npreflight: %s\n", n)
+		}
+		if err != nil {
+			return fmt.Errorf("up would refuse before any host change: %w", err)
+		}
+		fmt.Fprintln(w, "\npreflight: passed (overlaps, bridges, Docker networks, containers, "+
+			"images, VM domains)")
+	} else {
+		fmt.Fprintln(w, "\npreflight: not run (needs root to read the firewall and Docker)")
+	}
 	fmt.Fprintln(w, "\nup would (dry run, nothing changed):")
 	printActions(w, actions)
 	if p.Policies != nil {
