@@ -50,7 +50,8 @@ func newUpCmd(g *globals) *cobra.Command {
 
 up is idempotent: run twice, the second run changes nothing. An interrupted
 up is finished by running up again. 'setup down' removes what up made.
---dry-run prints the steps and the equivalent commands and changes nothing.`,
+--dry-run prints the steps and the equivalent commands, runs the checks of
+step 2 (as root), and changes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := g.loadPlan()
