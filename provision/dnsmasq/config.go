@@ -191,14 +191,17 @@ func (c Config) writeDHCP(b *strings.Builder, p *topology.Plan) {
 			"no router\n# option, the segment's gateway as DNS server, routes to the other " +
 			"segments.\n")
 	} else {
-		b.WriteString("\n# DHCP for VMs: a reservation per VM, no router option, lab DNS only.\n")
+		b.WriteString("\n# DHCP for VMs: a reservation per VM and nothing else, no router option, " +
+			"lab DNS only.\n")
 	}
 	for _, s := range segs {
 		set := ""
 		if routed {
 			set = "set:" + segmentTag(s.Name) + ","
 		}
-		fmt.Fprintf(b, "dhcp-range=%s%s,%s,%s,%s\n", set, s.DHCP.First, s.DHCP.Last,
+		// Static mode: only the planned reservations are handed out, so no unknown
+		// client can take a reserved or unplanned address from the VM block.
+		fmt.Fprintf(b, "dhcp-range=%s%s,static,%s,%s\n", set, s.Subnet.Masked().Addr(),
 			netmask(s.Subnet), LeaseTime)
 		for _, n := range p.VMs() {
 			if p.SegmentOf(n).Name == s.Name {

@@ -388,3 +388,32 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
 }
+
+// TestDHCPGivesAnUnknownMACNothing: the lab hands out its reservations only (static mode),
+// so a client the plan does not know cannot take a reserved or unplanned address of the VM
+// block.
+func TestDHCPGivesAnUnknownMACNothing(t *testing.T) {
+	enterLabNS(t)
+	if _, err := exec.LookPath("busybox"); err != nil {
+		t.Skip("no busybox for udhcpc (apt-get install busybox-static)")
+	}
+	state := stateDir(t)
+	t.Cleanup(func() { Stop(state) })
+	startDnsmasq(t, testLab, state)
+	addClient(t, "52:54:0a:00:05:77")
+
+	ctx, cancel := context.WithTimeout(context.Background(), dhcpTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", clientNS, "busybox", "udhcpc",
+		"-i", "eth0", "-f", "-q", "-n", "-t", "10", "-T", "1", "-s", "/bin/true").CombinedOutput()
+	if err == nil {
+		t.Fatalf("udhcpc got a lease for a MAC the plan does not know:\n%s", out)
+	}
+	st, err := Status(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Leases) != 0 {
+		t.Errorf("leases %+v; want none", st.Leases)
+	}
+}
