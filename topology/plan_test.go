@@ -299,3 +299,23 @@ func TestProblemsSplitsLines(t *testing.T) {
 		}
 	}
 }
+
+// A gateway in the upper half of the subnet keeps Docker's default range off it: the range
+// becomes the quarter of the subnet without the gateway.
+func TestDefaultDockerRangeAvoidsTheGateway(t *testing.T) {
+	tests := []struct{ gateway, want string }{
+		{"10.0.1.1", "10.0.1.128/25"},
+		{"10.0.1.254", "10.0.1.128/26"},
+		{"10.0.1.130", "10.0.1.192/26"},
+	}
+	for _, tt := range tests {
+		p, err := topology.PlanYAML([]byte("name: gwt\nsubnet: 10.0.1.0/24\ngateway: " +
+			tt.gateway + "\ncontainers: [{name: a}]\n"))
+		if err != nil {
+			t.Fatalf("gateway %s: %v", tt.gateway, err)
+		}
+		if got := p.Docker.IPRange.String(); got != tt.want {
+			t.Errorf("gateway %s: docker range %s, want %s", tt.gateway, got, tt.want)
+		}
+	}
+}

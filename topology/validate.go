@@ -101,7 +101,18 @@ func defaultRanges(c *Lab, subnet netip.Prefix) {
 	}
 	half := prefixSize(subnet) / 2
 	if c.DockerRange == "" {
-		c.DockerRange = netip.PrefixFrom(offset(subnet.Addr(), half), subnet.Bits()+1).String()
+		docker := netip.PrefixFrom(offset(subnet.Addr(), half), subnet.Bits()+1)
+		// A gateway in the upper half (say .254) keeps the half of it without the gateway.
+		if gw, err := netip.ParseAddr(c.Gateway); err == nil && docker.Contains(gw) &&
+			docker.Bits() < 30 {
+			lower := netip.PrefixFrom(docker.Addr(), docker.Bits()+1)
+			upper := netip.PrefixFrom(offset(docker.Addr(), half/2), docker.Bits()+1)
+			docker = lower
+			if lower.Contains(gw) {
+				docker = upper
+			}
+		}
+		c.DockerRange = docker.String()
 	}
 	if c.DHCPRange == "" {
 		first := offset(subnet.Addr(), max(2, min(10, half/4)))
