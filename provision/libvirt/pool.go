@@ -25,6 +25,23 @@ func (c *Conn) PoolExists(name string) (bool, error) {
 // sorted, like `virsh vol-list POOL`. A missing pool has none. A prefix
 // does not tell whose a volume is; see DomainVolumes.
 func (c *Conn) Volumes(pool, prefix string) ([]string, error) {
+	vols, err := c.listVolumes(pool)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, v := range vols {
+		if strings.HasPrefix(v.Name, prefix) {
+			out = append(out, v.Name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// listVolumes refreshes pool and lists its volumes (`virsh pool-refresh`
+// then `virsh vol-list`); a missing pool has none.
+func (c *Conn) listVolumes(pool string) ([]golibvirt.StorageVol, error) {
 	p, err := c.l.StoragePoolLookupByName(pool)
 	if isNotFound(err) {
 		return nil, nil
@@ -39,14 +56,7 @@ func (c *Conn) Volumes(pool, prefix string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list volumes of pool %q: %w", pool, err)
 	}
-	var out []string
-	for _, v := range vols {
-		if strings.HasPrefix(v.Name, prefix) {
-			out = append(out, v.Name)
-		}
-	}
-	sort.Strings(out)
-	return out, nil
+	return vols, nil
 }
 
 // RemoveVolumes deletes the named volumes in pool, like `virsh vol-delete

@@ -52,19 +52,9 @@ func parseVolume(x string) (Volume, error) {
 // `virsh vol-dumpxml` of each. A missing pool has none. A volume deleted
 // while listing is left out.
 func (c *Conn) PoolVolumes(pool string) ([]Volume, error) {
-	p, err := c.l.StoragePoolLookupByName(pool)
-	if isNotFound(err) {
-		return nil, nil
-	}
+	vols, err := c.listVolumes(pool)
 	if err != nil {
-		return nil, fmt.Errorf("look up storage pool %q: %w", pool, err)
-	}
-	if err := c.l.StoragePoolRefresh(p, 0); err != nil {
-		return nil, fmt.Errorf("refresh storage pool %q: %w", pool, err)
-	}
-	vols, _, err := c.l.StoragePoolListAllVolumes(p, 1, 0)
-	if err != nil {
-		return nil, fmt.Errorf("list volumes of pool %q: %w", pool, err)
+		return nil, err
 	}
 	var out []Volume
 	for _, vol := range vols {
