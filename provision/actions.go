@@ -2,7 +2,6 @@ package provision
 
 import (
 	"fmt"
-	"net/netip"
 	"strings"
 
 	"hybridlab/topology"
@@ -26,7 +25,7 @@ func Describe(p *topology.Plan, opts Options) []Action {
 	}
 	add("guard", "nft table inet "+p.NFTable,
 		"nft add table inet %s  # drop %s leaving via any interface but %s%s",
-		p.NFTable, joinPrefixes(p.Subnets()), strings.Join(p.Bridges(), ", "),
+		p.NFTable, joinList(p.Subnets()), strings.Join(p.Bridges(), ", "),
 		egressNote(opts.AllowEgress))
 	for _, s := range p.AllSegments() {
 		br := s.Bridge
@@ -83,10 +82,11 @@ func Describe(p *topology.Plan, opts Options) []Action {
 	return out
 }
 
-func joinPrefixes(ps []netip.Prefix) string {
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.String()
+// joinList writes xs comma-separated: addresses, prefixes.
+func joinList[T fmt.Stringer](xs []T) string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = x.String()
 	}
 	return strings.Join(out, ", ")
 }

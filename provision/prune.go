@@ -14,11 +14,7 @@ import (
 // lab that the plan does not name. The guard, rebuilt from the plan, has already dropped
 // their rules.
 func (u *upRun) prune(ctx context.Context) error {
-	var keep []string
-	for _, s := range u.plan.AllSegments() {
-		keep = append(keep, s.Docker.Network)
-	}
-	pr, err := containers.PruneNetworks(ctx, u.docker, u.plan.Lab, keep)
+	pr, err := containers.PruneNetworks(ctx, u.docker, u.plan.Lab, u.plan.DockerNetworks())
 	for _, c := range pr.Containers {
 		u.changed("container %s removed (its segment is no longer in the plan)", c)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/docker/docker/api/types/network"
 
 	"hybridlab/policy"
-	"hybridlab/provision/bridge"
 	"hybridlab/provision/containers"
 	"hybridlab/provision/dnsmasq"
 	"hybridlab/provision/guard"
@@ -25,10 +24,8 @@ import (
 // running holds nothing of the lab's, so it is skipped.
 func Residue(ctx context.Context, p *topology.Plan) []string {
 	var out []string
-	for _, name := range labBridges(p) {
-		if st, err := bridge.Inspect(name); err == nil && st.Lab() == p.Lab {
-			out = append(out, "bridge "+name)
-		}
+	for _, name := range bridgesLeft(p) {
+		out = append(out, "bridge "+name)
 	}
 	if st, err := guard.Status(p.Lab); err == nil {
 		if st.Present {

@@ -353,7 +353,7 @@ func (u *upRun) dns(ctx context.Context) error {
 	}
 	u.rec.created("dnsmasq", fmt.Sprint(res.PID))
 	if res.Started {
-		u.changed("dnsmasq started (pid %d) on %s", res.PID, joinAddrs(u.plan.Gateways()))
+		u.changed("dnsmasq started (pid %d) on %s", res.PID, joinList(u.plan.Gateways()))
 	}
 	return nil
 }
@@ -366,11 +366,8 @@ func (u *upRun) dnssync(_ context.Context) error {
 		return err
 	}
 	if started {
-		var nets []string
-		for _, s := range u.plan.AllSegments() {
-			nets = append(nets, s.Docker.Network)
-		}
-		u.changed("dns sync started (follows Docker events on %s)", strings.Join(nets, ", "))
+		u.changed("dns sync started (follows Docker events on %s)",
+			strings.Join(u.plan.DockerNetworks(), ", "))
 	}
 	return nil
 }
@@ -580,14 +577,6 @@ func dockerPrefixes(ctx context.Context, cli client.APIClient) ([]topology.Named
 		}
 	}
 	return out, nil
-}
-
-func joinAddrs(as []netip.Addr) string {
-	out := make([]string, len(as))
-	for i, a := range as {
-		out[i] = a.String()
-	}
-	return strings.Join(out, ", ")
 }
 
 // Preflight runs up's checks that can refuse the plan — host overlaps, bridges, Docker

@@ -199,6 +199,15 @@ func (p *Plan) Bridges() []string {
 	return out
 }
 
+// DockerNetworks returns every segment's Docker network name, main first.
+func (p *Plan) DockerNetworks() []string {
+	var out []string
+	for _, s := range p.AllSegments() {
+		out = append(out, s.Docker.Network)
+	}
+	return out
+}
+
 // Subnets returns every segment's subnet, main first.
 func (p *Plan) Subnets() []netip.Prefix {
 	var out []netip.Prefix

@@ -131,24 +131,14 @@ func PruneNetworks(ctx context.Context, cli client.APIClient, lab string, keep [
 // returns their names; any other container attached is an error.
 func emptyNetwork(ctx context.Context, cli client.APIClient, lab string, n network.Summary,
 ) ([]string, error) {
-	// Docker's network filter misses containers that were created but never started.
-	all, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+	cs, err := containersOn(ctx, cli, n)
 	if err != nil {
-		return nil, fmt.Errorf("list containers on docker network %q: %w", n.Name, err)
+		return nil, err
 	}
-	var cs []container.Summary
-	for _, c := range all {
-		if onNetwork(c, n) {
-			cs = append(cs, c)
-		}
-	}
-	for _, c := range cs {
-		if c.Labels[topology.LabelLab] != lab {
-			name := trimSlash(firstName(c.Names))
-			return nil, fmt.Errorf("%w: container %q is on docker network %q, which the lab "+
-				"no longer has: remove it (docker rm -f %s) or keep the segment", ErrForeign,
-				name, n.Name, name)
-		}
+	if names := foreignNames(cs, lab); len(names) > 0 {
+		return nil, fmt.Errorf("%w: container %s on docker network %q, which the lab no "+
+			"longer has: remove it (docker rm -f %s) or keep the segment", ErrForeign,
+			strings.Join(names, ", "), n.Name, strings.Join(names, " "))
 	}
 	var gone []string
 	for _, c := range cs {
@@ -163,23 +153,46 @@ func emptyNetwork(ctx context.Context, cli client.APIClient, lab string, n netwo
 
 // foreignOn is an error naming the containers on network n that are not the lab's.
 func foreignOn(ctx context.Context, cli client.APIClient, lab string, n network.Summary) error {
-	all, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+	cs, err := containersOn(ctx, cli, n)
 	if err != nil {
-		return fmt.Errorf("list containers on docker network %q: %w", n.Name, err)
+		return err
 	}
-	var names []string
-	for _, c := range all {
-		if onNetwork(c, n) && c.Labels[topology.LabelLab] != lab {
-			names = append(names, trimSlash(firstName(c.Names)))
-		}
-	}
+	names := foreignNames(cs, lab)
 	if len(names) == 0 {
 		return nil
 	}
-	slices.Sort(names)
 	return fmt.Errorf("%w: docker network %q still has container(s) %s, not the lab's: "+
 		"remove them (docker rm -f %s) and run 'go run ./setup down' again", ErrForeign, n.Name,
 		strings.Join(names, ", "), strings.Join(names, " "))
+}
+
+// containersOn lists the containers attached to network n, running or not. Docker's
+// network filter misses containers that were created but never started.
+func containersOn(ctx context.Context, cli client.APIClient, n network.Summary,
+) ([]container.Summary, error) {
+	all, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return nil, fmt.Errorf("list containers on docker network %q: %w", n.Name, err)
+	}
+	var out []container.Summary
+	for _, c := range all {
+		if onNetwork(c, n) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// foreignNames are the sorted names of the containers in cs not labelled with lab.
+func foreignNames(cs []container.Summary, lab string) []string {
+	var names []string
+	for _, c := range cs {
+		if c.Labels[topology.LabelLab] != lab {
+			names = append(names, trimSlash(firstName(c.Names)))
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 func onNetwork(c container.Summary, n network.Summary) bool {

@@ -38,11 +38,8 @@ type Syncer struct {
 // New returns a Syncer for the Docker networks of every segment of the
 // plan (`docker network ls`: LAB-net, LAB-SEG-net).
 func New(cli client.APIClient, p *topology.Plan, stateDir string) *Syncer {
-	s := &Syncer{cli: cli, plan: p, stateDir: stateDir, names: map[string]string{}}
-	for _, seg := range p.AllSegments() {
-		s.networks = append(s.networks, seg.Docker.Network)
-	}
-	return s
+	return &Syncer{cli: cli, plan: p, stateDir: stateDir, names: map[string]string{},
+		networks: p.DockerNetworks()}
 }
 
 // Networks returns the Docker networks the Syncer follows, main first.
